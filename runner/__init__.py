@@ -1,0 +1,5 @@
+"""runner: a declarative batch campaign runner for Kaleyra SMS."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

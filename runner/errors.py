@@ -1,0 +1,94 @@
+"""One small exception family, and the diagnostic record every check returns.
+
+Hierarchy::
+
+    RunnerError                 anything this package raises on purpose
+    ├── InputError              a bad campaign, CSV, suppression list or report path (exit 1)
+    │   └── CampaignInvalid     carries the collected Diagnostics of a campaign that failed checks
+    ├── UsageError              bad flags or arguments (exit 2)
+    ├── JournalError            a journal that cannot be used (changed campaign, corrupt file)
+    └── ApiError                a transport or protocol failure talking to Kaleyra
+
+Checks do not raise per problem: they collect ``Diagnostic`` values (file, line, column, field,
+message) and the CLI renders them as text, JSON or GitHub annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in an input file, located as precisely as we can."""
+
+    severity: Severity
+    message: str
+    path: str
+    line: int | None = None  # 1-based
+    col: int | None = None  # 1-based
+    field: str | None = None  # dotted key path ("message.sender") or CSV column name
+
+    def format_text(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        return f"{where}: {self.severity}: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.path,
+            "line": self.line,
+            "col": self.col,
+            "field": self.field,
+        }
+
+
+def error(message: str, path: str, line: int | None = None, col: int | None = None,
+          field: str | None = None) -> Diagnostic:
+    return Diagnostic("error", message, path, line, col, field)
+
+
+def warning(message: str, path: str, line: int | None = None, col: int | None = None,
+            field: str | None = None) -> Diagnostic:
+    return Diagnostic("warning", message, path, line, col, field)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diagnostics)
+
+
+class RunnerError(Exception):
+    """Base of every exception this package raises on purpose."""
+
+
+class InputError(RunnerError):
+    """Bad user input: the message names the file, line and field. Exit code 1."""
+
+    def __init__(self, message: str, diagnostics: Iterable[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+class CampaignInvalid(InputError):
+    """A campaign failed its checks; ``diagnostics`` holds every problem found."""
+
+
+class UsageError(RunnerError):
+    """Bad command-line usage. Exit code 2."""
+
+
+class JournalError(RunnerError):
+    """The run's journal cannot be used as asked (e.g. the campaign changed since it was written)."""
+
+
+class ApiError(RunnerError):
+    """A failure talking to the Kaleyra API that is not tied to one batch."""
