@@ -15,6 +15,7 @@ message) and the CLI renders them as text, JSON or GitHub annotations.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -87,8 +88,18 @@ class UsageError(RunnerError):
 
 
 class JournalError(RunnerError):
-    """The run's journal cannot be used as asked (e.g. the campaign changed since it was written)."""
+    """The journal cannot be used as asked (e.g. the campaign changed since it was written)."""
 
 
 class ApiError(RunnerError):
     """A failure talking to the Kaleyra API that is not tied to one batch."""
+
+
+def display_path(path: os.PathLike[str] | str) -> str:
+    """The path as a user should see it: relative to the working folder when under it."""
+    text = os.fspath(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # another drive on Windows
+        return text
+    return text if rel.startswith("..") else rel
