@@ -1,23 +1,257 @@
 """The CSV delivery report and the run summary.
 
-INTERFACE (owned by the state helper):
+The report is written in one stream to a temporary file beside the final one, fsynced and moved
+into place with ``os.replace``: a reader sees the old report or the new one, never half of one.
+It is UTF-8 (no BOM), comma-separated, with CRLF line ends as RFC 4180 says (so a cell holding
+a bare CR or LF is always quoted), and one row per source data row.
 
-    REPORT_COLUMNS = ("row", "phone", "status", "message_id", "batch_id", "error_code", "error",
-                      "attempts", "sent_at")
-    ReportStatus = Literal["sent", "failed", "unknown", "invalid", "duplicate", "suppressed",
-                           "pending", "dry_run"]
+Spreadsheet formulas are neutralised. A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return would be run as a formula by Excel or LibreOffice, so it gets a leading
+apostrophe, the convention spreadsheets themselves use for "text". Two details:
 
-    @dataclass(frozen=True, slots=True)
-    class ReportRow:
-        row: int; phone: str; status: ReportStatus
-        message_id: str = ""; batch_id: str = ""; error_code: str = ""; error: str = ""
-        attempts: int = 0; sent_at: str = ""
-        extra: Mapping[str, str] = {}       # further columns, e.g. delivery_status
+* a plain number (an optional sign, ASCII digits, an optional decimal part and exponent, nothing
+  else) is left alone: ``+919812345678`` and ``-5`` cannot call anything, and the phone
+  column is full of them;
+* the rule looks past leading apostrophes, so a cell that already starts with one (``'=x``) gets
+  one more and ``read_report`` gives back exactly what was written: escaping is reversible.
 
-    def write_report(path: Path, rows: Iterable[ReportRow],
-                     extra_columns: Sequence[str] = ()) -> Counter[str]
-        # streams to a temp file in the same folder, fsyncs, os.replace()s; neutralises cells a
-        # spreadsheet would run as formulas; returns counts by status; InputError for a missing
-        # or read-only folder (message names the path)
-    def read_report(path: Path) -> Iterator[dict[str, str]]   # un-neutralised values
+Phones written with spaces or dashes (``+91 98123 45678``, the raw text of an invalid row) do get
+the apostrophe: a spreadsheet would parse them as arithmetic.
 """
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, TextIO
+
+from runner.errors import InputError, display_path
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "row", "phone", "status", "message_id", "batch_id", "error_code", "error", "attempts",
+    "sent_at",
+)
+ReportStatus = Literal["sent", "failed", "unknown", "invalid", "duplicate", "suppressed",
+                       "pending", "dry_run"]
+# The order statuses are listed in, in summaries: what was sent first, then what was not.
+STATUS_ORDER: tuple[str, ...] = ("sent", "failed", "unknown", "pending", "dry_run", "invalid",
+                                 "duplicate", "suppressed")
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    row: int
+    phone: str
+    status: ReportStatus
+    message_id: str = ""
+    batch_id: str = ""
+    error_code: str = ""
+    error: str = ""
+    attempts: int = 0
+    sent_at: str = ""
+    extra: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # e.g. delivery_status
+
+
+# -- formula neutralisation ----------------------------------------------------------------------
+
+
+def _is_formula_like(text: str) -> bool:
+    bare = text.lstrip("'")
+    return bare.startswith(_FORMULA_START) and _PLAIN_NUMBER.fullmatch(bare) is None
+
+
+def neutralise(cell: str) -> str:
+    """The cell as it is safe to put in a CSV that may be opened by a spreadsheet."""
+    return "'" + cell if _is_formula_like(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """Undo ``neutralise``: ``restore(neutralise(x)) == x`` for every string."""
+    return cell[1:] if cell.startswith("'") and _is_formula_like(cell) else cell
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _cells(r: ReportRow, extra_columns: Sequence[str]) -> list[str]:
+    cells = [str(r.row), r.phone, r.status, r.message_id, r.batch_id, r.error_code, r.error,
+             str(r.attempts), r.sent_at]
+    # Columns the caller did not declare are not written: the header is fixed before streaming.
+    cells.extend(r.extra.get(name, "") for name in extra_columns)
+    return [neutralise(c) for c in cells]
+
+
+def _open_temp(path: Path) -> tuple[Path, int]:
+    """A new temporary file in the report's folder (same file system, so os.replace is atomic)."""
+    folder = path.parent
+    shown = display_path(folder)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"{display_path(path)}: cannot write the report: {shown} {what}")
+    for _ in range(100):
+        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            # 0o666 less the umask: the same mode a plain open() would give the report.
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"{display_path(path)}: cannot write the report in {shown}: "
+                             f"{exc.strerror or exc}") from None
+    raise InputError(f"{display_path(path)}: cannot create a temporary file in {shown}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, so best effort.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_report(path: Path, rows: Iterable[ReportRow],
+                 extra_columns: Sequence[str] = ()) -> Counter[str]:
+    """Stream ``rows`` to ``path`` atomically; return the count of rows by status."""
+    extra_columns = tuple(extra_columns)
+    clash = set(extra_columns) & set(REPORT_COLUMNS)
+    if clash or len(set(extra_columns)) != len(extra_columns):
+        raise ValueError(f"extra report columns must be new and distinct: {extra_columns}")
+    tmp, fd = _open_temp(path)
+    counts: Counter[str] = Counter()
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerow(REPORT_COLUMNS + extra_columns)
+            for r in rows:
+                writer.writerow(_cells(r, extra_columns))
+                counts[r.status] += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise InputError(f"{display_path(path)}: cannot write the report: "
+                             f"{exc.strerror or exc}") from None
+        raise
+    _fsync_folder(path.parent)
+    return counts
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def read_report(path: Path) -> Iterator[dict[str, str]]:
+    """Rows of a report as dicts by column, with neutralised cells restored.
+
+    A missing or unreadable file, or one that is not a report, raises InputError at once
+    (naming the file); bad encoding or a row with the wrong number of cells raises InputError
+    naming the line while iterating.
+    """
+    header = _read_header(path)
+    return _read_rows(path, header)
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
+
+
+def _check_text(path: Path, line: int, cells: list[str]) -> None:
+    if any(_UNDECODED.search(c) for c in cells):
+        raise InputError(f"{display_path(path)}:{line}: not UTF-8 text")
+
+
+def _open_for_reading(path: Path) -> TextIO:
+    # surrogateescape defers bad bytes to the row that holds them, so errors can name the line.
+    try:
+        return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise InputError(f"{display_path(path)}: cannot read the report: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _read_header(path: Path) -> list[str]:
+    shown = display_path(path)
+    with _open_for_reading(path) as handle:
+        try:
+            header = next(csv.reader(handle), None)
+        except csv.Error:
+            header = None
+    if header is None:
+        raise InputError(f"{shown}:1: not a delivery report: no header row")
+    _check_text(path, 1, header)
+    missing = [c for c in REPORT_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{shown}:1: not a delivery report: missing column(s) "
+                         f"{', '.join(missing)}")
+    return header
+
+
+def _read_rows(path: Path, header: list[str]) -> Iterator[dict[str, str]]:
+    shown = display_path(path)
+    with _open_for_reading(path) as handle:
+        reader = csv.reader(handle)
+        try:
+            next(reader)  # the header, checked already
+            for cells in reader:
+                if len(cells) != len(header):
+                    raise InputError(f"{shown}:{reader.line_num}: {len(cells)} cells where the "
+                                     f"header has {len(header)}")
+                _check_text(path, reader.line_num, cells)
+                yield {name: restore(cell) for name, cell in zip(header, cells, strict=True)}
+        except csv.Error as exc:
+            raise InputError(f"{shown}:{reader.line_num}: malformed CSV: {exc}") from None
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def format_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def format_duration(seconds: float) -> str:
+    """'0.4 s', '12.3 s', '2 min 5 s', '1 h 2 min'."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s"
+
+
+def format_summary(counts: Mapping[str, int], *, requests: int, retries: int,
+                   elapsed: float) -> str:
+    """Two lines for stderr at the end of a run, e.g.::
+
+        rows      2,345: 2,200 sent, 40 invalid, 60 duplicate, 45 suppressed
+        requests  23 (1 retry) in 3.2 s: 7.2 a second
+    """
+    ordered = [s for s in STATUS_ORDER if counts.get(s, 0)]
+    ordered += sorted(s for s in counts if s not in STATUS_ORDER and counts[s])
+    total = sum(counts.values())
+    parts = ", ".join(f"{format_count(counts[s])} {s.replace('_', ' ')}" for s in ordered)
+    rows_line = f"rows      {format_count(total)}" + (f": {parts}" if parts else "")
+    retry_word = "retry" if retries == 1 else "retries"
+    req_line = (f"requests  {format_count(requests)} ({format_count(retries)} {retry_word}) "
+                f"in {format_duration(max(elapsed, 0.0))}")
+    if elapsed > 0 and math.isfinite(elapsed) and requests:
+        req_line += f": {requests / elapsed:,.1f} a second"
+    return f"{rows_line}\n{req_line}"
