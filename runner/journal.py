@@ -1,35 +1,451 @@
 """The durable state of a run: sqlite3 in WAL mode beside the report, and resume.
 
-INTERFACE (owned by the state helper):
+A run is its journal (``<report>.journal``). Before a batch's request goes out its rows are
+recorded ``in_flight`` and committed (``begin_batch``); its answer turns them ``sent``, ``failed``
+or ``unknown`` (``finish_batch``). A run that dies and is rerun finds every answered row settled
+and every row that was in flight still marked so, which ``mark_in_flight_unknown`` turns into
+``unknown``: those may have been delivered and are not resent unless the user asks.
 
-    JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
+Durability: WAL with ``synchronous=NORMAL``. A commit survives the process dying in any way,
+SIGKILL included (it is in the WAL file, which the next open replays); a power cut or OS crash
+may lose the last few commits, which is the price of not fsyncing every batch. Rows whose
+``begin_batch`` was lost that way would be sent again: the only case where "at most once" leans
+on the machine staying up.
 
-    @dataclass(frozen=True, slots=True)
-    class RowOutcome:
-        row: int; phone: str; status: JournalStatus; batch_id: str
-        message_id: str = ""; error_code: str = ""; error: str = ""
-        attempts: int = 0; sent_at: str = ""      # ISO 8601 UTC
+The journal is opened in SQLite's exclusive locking mode, so a second run on the same report
+fails at once instead of sending the same recipients in parallel.
 
-    def fingerprint(campaign: Campaign) -> str
-        # sha256 over message (sender, type, flash, body, template_id, entity_id), region, sid,
-        # batch settings that change what is sent, and the bytes of the source CSV and exclude files
+Tables::
 
-    class Journal:
-        @classmethod
-        def open(cls, path: Path, fingerprint: str, *, fresh: bool = False,
-                 settings: Mapping[str, object] | None = None) -> Journal
-            # new file or matching fingerprint: opens; mismatch: JournalError explaining --fresh;
-            # fresh=True: renames an existing journal aside to "<path>.<UTC stamp>.old" first
-        run_number: int                      # 1 for a new journal, +1 for each resume
-        settings: dict[str, object]          # stored at creation (for `campaign status`)
-        def begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None
-            # marks rows in flight and COMMITS before returning (a request must never go out
-            # unrecorded); also commits any finished results still pending
-        def finish_batch(self, outcomes: Sequence[RowOutcome]) -> None
-            # records answers; commits are grouped (at the latest at the next begin_batch/flush)
-        def flush(self) -> None
-        def settled_rows(self) -> set[int]   # rows whose request was answered (sent/failed)
-        def outcomes_in_row_order(self) -> Iterator[RowOutcome]  # for a streaming merge
-        def mark_in_flight_unknown(self) -> int  # at resume: in_flight -> unknown; returns count
-        def close(self) -> None
+    meta (id = 1, fingerprint, settings JSON, created, run_number)
+    rows (row INTEGER PRIMARY KEY, phone, status, batch_id, message_id, error_code, error,
+          attempts, sent_at)
+
+The API key is never stored: ``settings`` refuses keys that look like one.
 """
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from runner.errors import InputError, JournalError, display_path
+from runner.model import Campaign
+
+JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
+SCHEMA_VERSION = 1
+DEFAULT_COMMIT_EVERY = 1000  # finished rows held before a commit of their own
+IN_FLIGHT_ERROR = "no answer recorded: the run stopped while this request was in flight"
+
+_SCHEMA = """
+CREATE TABLE meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created TEXT NOT NULL,
+    run_number INTEGER NOT NULL
+);
+CREATE TABLE rows (
+    row INTEGER PRIMARY KEY,
+    phone TEXT NOT NULL,
+    status TEXT NOT NULL,
+    batch_id TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    error_code TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX rows_status ON rows (status);
+"""
+_BEGIN_ROW = """
+INSERT INTO rows (row, phone, status, batch_id) VALUES (?, ?, 'in_flight', ?)
+ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = 'in_flight',
+    batch_id = excluded.batch_id, message_id = '', error_code = '', error = '', sent_at = ''
+"""
+_FINISH_ROW = """
+INSERT INTO rows (row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = excluded.status,
+    batch_id = excluded.batch_id, message_id = excluded.message_id,
+    error_code = excluded.error_code, error = excluded.error, attempts = excluded.attempts,
+    sent_at = excluded.sent_at
+"""
+_COLUMNS = "row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at"
+_SECRET_KEY = re.compile(r"(?i).*(api[-_ ]?key|secret|password|token)")
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    row: int
+    phone: str
+    status: JournalStatus
+    batch_id: str
+    message_id: str = ""
+    error_code: str = ""
+    error: str = ""
+    attempts: int = 0
+    sent_at: str = ""  # ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class JournalMeta:
+    fingerprint: str
+    settings: dict[str, object]
+    created: str
+    run_number: int
+
+
+# -- fingerprint ---------------------------------------------------------------------------------
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def fingerprint(campaign: Campaign) -> str:
+    """What the run sends and to whom, hashed: a resume is refused when it changes.
+
+    Covers the message (sender, type, flash, body, template_id, entity_id, unicode), the name
+    (sent as ``ref``), region and SID, the batch size and what decides who gets it (phone column,
+    default country, the bytes of the source CSV and of the suppression lists, in any order).
+    Rate, concurrency, retries and the window are left out: changing them mid-run is fine.
+    Paths are left out too, so moving the campaign folder does not orphan a run.
+    """
+    m, r = campaign.message, campaign.recipients
+    doc = {
+        "v": 1,
+        "name": campaign.name,
+        "region": campaign.account.region,
+        "sid": campaign.account.sid,
+        "message": [m.sender, m.type, m.flash, m.body, m.template_id, m.entity_id, m.unicode],
+        "batch_size": campaign.effective_batch_size,
+        "phone_column": r.phone_column,
+        "default_country": r.default_country,
+        "source": _file_digest(r.source),
+        "exclude": sorted(_file_digest(p) for p in r.exclude),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> JournalError:
+    shown = display_path(path)
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return JournalError(f"{shown}: the journal is in use by another run (is another "
+                            "`campaign send` writing the same report?)")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return JournalError(f"{shown}: not a run journal (not an SQLite database, or damaged: "
+                            f"{text}); move it away, or rerun with --fresh to start a new run "
+                            "(the file is kept aside; rows it recorded as sent may be sent again)")
+    return JournalError(f"{shown}: cannot open the journal: {text}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+    except sqlite3.Error as exc:
+        raise _explain(path, exc) from None
+    try:
+        # Exclusive first, so the WAL index lives in memory and the lock keeps other runs out.
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Take the lock now, not at the first write halfway through a run.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _explain(path, exc) from None
+    return conn
+
+
+def _set_aside(path: Path, now: datetime) -> Path:
+    """Rename an existing journal (with its WAL) to ``<path>.<UTC stamp>.old``."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    aside = Path(f"{path}.{stamp}.old")
+    n = 1
+    while any(p.exists() for p in _companions(aside)):
+        n += 1
+        aside = Path(f"{path}.{stamp}-{n}.old")
+    # Fold the WAL into the main file first so the set-aside copy is one self-contained file.
+    # A journal that cannot be opened is damaged; it moves as it is (with any WAL beside it).
+    try:
+        conn = _connect(path)
+    except JournalError as exc:
+        if "in use by another run" in str(exc):
+            raise
+    else:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+    try:
+        for src, dst in zip(_companions(path), _companions(aside), strict=True):
+            if src.exists():
+                src.rename(dst)
+    except OSError as exc:
+        raise JournalError(f"{display_path(path)}: cannot move the old journal aside: "
+                           f"{exc.strerror or exc}") from None
+    return aside
+
+
+def _check_settings(settings: Mapping[str, object]) -> dict[str, object]:
+    for key in settings:
+        if _SECRET_KEY.match(key) and not key.endswith("_env"):
+            raise ValueError(f"refusing to store {key!r} in the journal: no secrets on disk")
+    return dict(settings)
+
+
+def _read_meta(conn: sqlite3.Connection, path: Path) -> JournalMeta | None:
+    """The stored meta; None for an empty database (a journal whose creation never committed)."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    if not tables:
+        return None
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(f"{display_path(path)}: the journal was written by a newer version "
+                           "of runner; upgrade to resume this run")
+    if not {"meta", "rows"} <= tables:
+        raise JournalError(f"{display_path(path)}: not a run journal (no meta/rows tables); "
+                           "move it away or rerun with --fresh")
+    found = conn.execute(
+        "SELECT fingerprint, settings, created, run_number FROM meta WHERE id = 1").fetchone()
+    if found is None:
+        raise JournalError(f"{display_path(path)}: not a run journal (meta is empty); "
+                           "move it away or rerun with --fresh")
+    fp, settings, created, run_number = found
+    return JournalMeta(fp, json.loads(settings), created, run_number)
+
+
+def read_meta(path: Path) -> JournalMeta:
+    """The fingerprint, settings, creation time and run count of a journal (for `status`)."""
+    if not path.exists():
+        raise JournalError(f"{display_path(path)}: no journal here (the report's run left none)")
+    conn = _connect(path)
+    try:
+        meta = _read_meta(conn, path)
+    except sqlite3.Error as exc:
+        raise _explain(path, exc) from None
+    finally:
+        conn.close()
+    if meta is None:
+        raise JournalError(f"{display_path(path)}: the journal is empty")
+    return meta
+
+
+# -- the journal ---------------------------------------------------------------------------------
+
+
+class Journal:
+    """One run's durable state. Use ``Journal.open``; close it (or use ``with``) when done."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, meta: JournalMeta,
+                 commit_every: int) -> None:
+        self._conn = conn
+        self.path = path
+        self.fingerprint = meta.fingerprint
+        self.settings = meta.settings
+        self.created = meta.created
+        self.run_number = meta.run_number
+        self._commit_every = commit_every
+        self._pending = 0  # finished rows not yet committed
+        self._closed = False
+        self.set_aside: Path | None = None  # where --fresh moved the old journal
+
+    @classmethod
+    def open(cls, path: Path, fingerprint: str, *, fresh: bool = False,
+             settings: Mapping[str, object] | None = None,
+             commit_every: int = DEFAULT_COMMIT_EVERY) -> Journal:
+        """Create or resume the journal at ``path``.
+
+        A new file (or ``fresh=True``, which first renames an existing journal to
+        ``<path>.<UTC stamp>.old``) starts run 1 with ``settings``; an existing one with the same
+        fingerprint resumes with ``run_number + 1`` and its stored settings; a different
+        fingerprint is a JournalError that says to use --fresh.
+        """
+        path = Path(path)
+        clean = _check_settings(settings or {})
+        aside = _set_aside(path, _utc_now()) if fresh and path.exists() else None
+        conn = _connect(path)
+        try:
+            meta = _read_meta(conn, path)
+            if meta is None:
+                meta = JournalMeta(fingerprint, clean, _utc_now().isoformat(timespec="seconds"), 1)
+                # One transaction: a crash mid-creation leaves an empty file, seen as new.
+                conn.execute("BEGIN")
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("INSERT INTO meta VALUES (1, ?, ?, ?, 1)",
+                             (fingerprint, json.dumps(clean, default=str), meta.created))
+                conn.execute("COMMIT")
+            elif meta.fingerprint != fingerprint:
+                raise JournalError(
+                    "the campaign or its recipients changed since this run started (journal "
+                    f"{display_path(path)}); rerun with --fresh to start over (the old journal "
+                    "is kept aside)")
+            else:
+                meta = JournalMeta(meta.fingerprint, meta.settings, meta.created,
+                                   meta.run_number + 1)
+                conn.execute("UPDATE meta SET run_number = ? WHERE id = 1", (meta.run_number,))
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _explain(path, exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        journal = cls(conn, path, meta, max(commit_every, 1))
+        journal.set_aside = aside
+        return journal
+
+    # -- writing --
+
+    def begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        """Mark ``(row, phone)`` pairs in flight and commit (with any pending results)."""
+        try:
+            self._begin()
+            already = self._already_sent([row for row, _ in rows])
+            if already:
+                raise JournalError(f"row {already[0]} was already sent in this run; refusing to "
+                                   "send it again")
+            self._conn.executemany(_BEGIN_ROW, [(row, phone, batch_id) for row, phone in rows])
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
+    def finish_batch(self, outcomes: Sequence[RowOutcome]) -> None:
+        """Record answers; committed once enough are pending, or at the next begin/flush."""
+        try:
+            self._begin()
+            self._conn.executemany(_FINISH_ROW, [
+                (o.row, o.phone, o.status, o.batch_id, o.message_id, o.error_code, o.error,
+                 o.attempts, o.sent_at) for o in outcomes])
+            self._pending += len(outcomes)
+            if self._pending >= self._commit_every:
+                self._commit()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
+    def mark_in_flight_unknown(self) -> int:
+        """At resume: rows left in flight by a run that stopped become ``unknown``."""
+        try:
+            self._begin()
+            cur = self._conn.execute(
+                "UPDATE rows SET status = 'unknown', "
+                "error = CASE WHEN error = '' THEN ? ELSE error END WHERE status = 'in_flight'",
+                (IN_FLIGHT_ERROR,))
+            self._commit()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+        return cur.rowcount
+
+    # -- reading (a connection sees its own uncommitted writes, so no flush is needed) --
+
+    def settled_rows(self) -> set[int]:
+        """Rows whose request was answered (sent or failed)."""
+        return self.rows_with_status("sent", "failed")
+
+    def rows_with_status(self, *statuses: str) -> set[int]:
+        marks = ", ".join("?" * len(statuses))
+        cur = self._conn.execute(f"SELECT row FROM rows WHERE status IN ({marks})", statuses)
+        return {row for (row,) in cur}
+
+    def counts(self) -> Counter[str]:
+        """Rows by status."""
+        cur = self._conn.execute("SELECT status, count(*) FROM rows GROUP BY status")
+        return Counter({status: n for status, n in cur})
+
+    def outcome(self, row: int) -> RowOutcome | None:
+        found = self._conn.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?",
+                                   (row,)).fetchone()
+        return None if found is None else _outcome(found)
+
+    def outcomes_in_row_order(self) -> Iterator[RowOutcome]:
+        """Every recorded row, by row number, streamed (do not write while iterating)."""
+        cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
+        while chunk := cur.fetchmany(1000):
+            yield from (_outcome(found) for found in chunk)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- internals --
+
+    def _begin(self) -> None:
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN")
+
+    def _commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+        self._pending = 0
+
+    def _already_sent(self, rows: list[int]) -> list[int]:
+        found: list[int] = []
+        for start in range(0, len(rows), 500):  # stay under SQLite's bound-parameter limit
+            part = rows[start:start + 500]
+            marks = ", ".join("?" * len(part))
+            cur = self._conn.execute(
+                f"SELECT row FROM rows WHERE status = 'sent' AND row IN ({marks})", part)
+            found.extend(row for (row,) in cur)
+        return sorted(found)
+
+    def _failed(self, exc: sqlite3.Error) -> JournalError:
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        self._pending = 0
+        return JournalError(f"{display_path(self.path)}: cannot write the journal: {exc}")
+
+
+def _outcome(found: Sequence[Any]) -> RowOutcome:
+    row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at = found
+    return RowOutcome(row, phone, cast(JournalStatus, status), batch_id, message_id, error_code,
+                      error, attempts, sent_at)
