@@ -1,0 +1,180 @@
+"""Campaign rules the schema cannot say, checked on a built ``Campaign``.
+
+``check_rules(campaign, marks)`` returns Diagnostics located in the campaign file with ``marks``
+(from ``load_campaign``); problems of a CSV as a whole come from ``runner.recipients``. It reads
+only CSV headers, never every row: per-row checks belong to the recipients pass.
+
+Errors: a route type the region does not offer; a window that starts when it ends; a recipients
+file or suppression list that is missing; a phone column the CSV lacks; a body that is not a valid
+template, or a placeholder that is not a column.
+Warnings: a flash message longer than one part; unicode "0" with characters outside GSM-7;
+OTP with a batch_size (OTP goes one number a request); India + MKT sending ``always`` (TRAI);
+India without a DLT template or entity ID.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+
+from runner import recipients
+from runner.errors import Diagnostic, display_path, error, warning
+from runner.message import TemplateError, count_segments, placeholders, render
+from runner.model import TYPES_BY_REGION, Campaign
+from runner.yamlload import KeyPath, Marks, dotted
+
+_BODY: KeyPath = ("message", "body")
+
+
+class _Found:
+    """Diagnostics for one campaign file, placed with its marks."""
+
+    def __init__(self, campaign: Campaign, marks: Marks) -> None:
+        self.path = display_path(campaign.path)
+        self.marks = marks
+        self.items: list[Diagnostic] = []
+
+    def error(self, message: str, key_path: KeyPath, *, at_key: bool = False) -> None:
+        line, col = self._place(key_path, at_key)
+        self.items.append(error(message, self.path, line, col, dotted(key_path)))
+
+    def warning(self, message: str, key_path: KeyPath, *, at_key: bool = False) -> None:
+        line, col = self._place(key_path, at_key)
+        self.items.append(warning(message, self.path, line, col, dotted(key_path)))
+
+    def in_body(self, severity: str, message: str, offset: int) -> None:
+        line, col = self.marks.offset_at(_BODY, offset) or (1, 1)
+        make = error if severity == "error" else warning
+        self.items.append(make(message, self.path, line, col, dotted(_BODY)))
+
+    def _place(self, key_path: KeyPath, at_key: bool) -> tuple[int, int]:
+        found = self.marks.key_at(key_path) if at_key else self.marks.at(key_path)
+        return found or (1, 1)
+
+
+def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
+    """Every rule problem of ``campaign``, errors and warnings, in file order."""
+    found = _Found(campaign, marks)
+    _route(campaign, found)
+    _window(campaign, found)
+    columns = _files(campaign, found)
+    _body(campaign, columns, found)
+    _india(campaign, found)
+    return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
+                                              d.col or 0))
+
+
+def _route(campaign: Campaign, found: _Found) -> None:
+    region, kind = campaign.account.region, campaign.message.type
+    allowed = TYPES_BY_REGION[region]
+    if kind not in allowed:
+        found.error(f"type {kind} is not offered in region {region} "
+                    f"(use one of: {', '.join(allowed)})", ("message", "type"))
+    size_given = ("sending", "batch_size") in found.marks
+    if kind == "OTP" and size_given and campaign.sending.batch_size > 1:
+        found.warning(f"OTP is sent one number a request: batch_size {campaign.sending.batch_size}"
+                      " is not used", ("sending", "batch_size"))
+
+
+def _window(campaign: Campaign, found: _Found) -> None:
+    window = campaign.sending.window
+    key_path: KeyPath = ("sending", "window")
+    if window is not None and window.start == window.end:
+        found.error(f"window starts and ends at {window.start:%H:%M}: give it a length, or "
+                    "write 'window: always'", key_path)
+    india_mkt = campaign.account.region == "IN" and campaign.message.type == "MKT"
+    if india_mkt and window is None and key_path in found.marks:
+        found.warning("window 'always' sends promotional (MKT) messages at any hour; in India "
+                      "TRAI allows them only from 09:00 to 21:00 IST", key_path)
+
+
+def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
+    """Check the recipients file and suppression lists; the CSV's columns when readable."""
+    spec = campaign.recipients
+    for i, path in enumerate(spec.exclude):
+        if not path.is_file():
+            found.error(_missing("suppression list", path), ("recipients", "exclude", i))
+    source: KeyPath = ("recipients", "source")
+    if not spec.source.is_file():
+        found.error(_missing("recipients file", spec.source), source)
+        return None
+    columns, problems = recipients.read_columns(spec)
+    found.items.extend(problems)
+    if not columns:
+        return None
+    if spec.phone_column not in columns:
+        given: KeyPath = ("recipients", "phone_column")
+        hint = "" if given in found.marks else "; name it with recipients.phone_column"
+        found.error(f"{display_path(spec.source)} has no column '{spec.phone_column}' "
+                    f"(columns: {_listing(columns)}){hint}",
+                    given if given in found.marks else source)
+    return columns
+
+
+def _missing(what: str, path: Path) -> str:
+    if path.is_dir():
+        return f"{what} {display_path(path)} is a folder, not a CSV file"
+    return f"{what} not found: {display_path(path)}"
+
+
+def _listing(columns: Sequence[str]) -> str:
+    shown = ", ".join(columns[:12])
+    return shown + (", ..." if len(columns) > 12 else "")
+
+
+def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) -> None:
+    message = campaign.message
+    if message.body is None:
+        return
+    try:
+        names = placeholders(message.body)
+    except TemplateError as exc:
+        found.in_body("error", f"body: {exc.message}", exc.column)
+        return
+    if columns is not None:
+        for name in names:
+            if name not in columns:
+                found.in_body("error", _not_a_column(name, columns, campaign),
+                              _placeholder_offset(message.body, name))
+    # Placeholders filled with their own names: a rough length until rows are read.
+    segments = count_segments(render(message.body, {name: name for name in names}))
+    if message.flash and segments.parts > 1:
+        found.warning(f"a flash message should fit in one part: this body needs {segments.parts}"
+                      f" ({segments.units} of {segments.limit} {segments.encoding} characters)",
+                      _BODY)
+    if message.unicode == "0" and segments.encoding == "UCS-2":
+        found.warning("unicode is \"0\" but the body has characters outside GSM-7: they may "
+                      "not arrive as written", ("message", "unicode"))
+
+
+def _not_a_column(name: str, columns: Sequence[str], campaign: Campaign) -> str:
+    text = f"placeholder {{{name}}} is not a column of {display_path(campaign.recipients.source)}"
+    near = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+    if near:
+        return text + f" (did you mean {{{near[0]}}}?)"
+    return text + f" (columns: {_listing(columns)})"
+
+
+def _placeholder_offset(body: str, name: str) -> int:
+    """Offset of the first real ``{name}`` (not one inside ``{{...}}``)."""
+    needle = "{" + name + "}"
+    start = body.find(needle)
+    while start >= 0:
+        run = len(body[:start]) - len(body[:start].rstrip("{"))
+        if run % 2 == 0:
+            return start
+        start = body.find(needle, start + 1)
+    return 0
+
+
+def _india(campaign: Campaign, found: _Found) -> None:
+    if campaign.account.region != "IN":
+        return
+    message = campaign.message
+    if message.template_id is None:
+        found.warning("Indian traffic needs a DLT template: add message.template_id "
+                      "(and message.entity_id)", ("message",), at_key=True)
+    elif message.entity_id is None:
+        found.warning("Indian traffic needs the DLT principal-entity ID: add message.entity_id",
+                      ("message", "template_id"))
