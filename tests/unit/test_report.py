@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner import report as report_mod
 from runner.errors import InputError
 from runner.report import (
     REPORT_COLUMNS,
@@ -182,7 +181,7 @@ def test_read_only_folder_is_an_input_error_naming_it(tmp_path: Path,
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(path, flags, mode)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(report_mod.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     with pytest.raises(InputError, match=r"r\.csv: cannot write the report in .*Permission denied"):
         write_report(tmp_path / "r.csv", rows_sample())
 
