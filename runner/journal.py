@@ -81,6 +81,7 @@ ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = excluded.status
     error_code = excluded.error_code, error = excluded.error, attempts = excluded.attempts,
     sent_at = excluded.sent_at
 """
+_CHUNK = 500  # rows per IN (...) list: under SQLite's bound-parameter limit
 _COLUMNS = "row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at"
 _SECRET_KEY = re.compile(r"(?i).*(api[-_ ]?key|secret|password|token)")
 
@@ -354,6 +355,26 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
+    def release_batch(self, rows: Sequence[int]) -> None:
+        """Forget rows begun but proven unsent (every answer said so, then the run stopped).
+
+        They go back to "not attempted" (``pending`` in the report) and a rerun sends them.
+        Only rows still in flight are touched. Not committed at once: if the release is lost,
+        the rows stay in flight and turn ``unknown``, which never sends twice.
+        """
+        try:
+            self._begin()
+            for start in range(0, len(rows), _CHUNK):
+                part = list(rows[start:start + _CHUNK])
+                marks = ", ".join("?" * len(part))
+                self._conn.execute(
+                    f"DELETE FROM rows WHERE status = 'in_flight' AND row IN ({marks})", part)
+            self._pending += len(rows)
+            if self._pending >= self._commit_every:
+                self._commit()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
     def flush(self) -> None:
         try:
             self._commit()
@@ -429,8 +450,8 @@ class Journal:
 
     def _already_sent(self, rows: list[int]) -> list[int]:
         found: list[int] = []
-        for start in range(0, len(rows), 500):  # stay under SQLite's bound-parameter limit
-            part = rows[start:start + 500]
+        for start in range(0, len(rows), _CHUNK):
+            part = rows[start:start + _CHUNK]
             marks = ", ".join("?" * len(part))
             cur = self._conn.execute(
                 f"SELECT row FROM rows WHERE status = 'sent' AND row IN ({marks})", part)

@@ -113,6 +113,19 @@ def test_a_row_already_sent_is_never_begun_again(jpath: Path) -> None:
         assert j.rows_with_status("in_flight") == {3}
 
 
+def test_a_released_batch_goes_back_to_not_attempted(jpath: Path) -> None:
+    with Journal.open(jpath, "fp") as j:
+        j.begin_batch("b1", [(2, "+6591234567")])
+        j.finish_batch([sent(2, "+6591234567")])
+        j.begin_batch("b2", [(3, "+6591234568"), (4, "+6591234569")])
+        j.release_batch([2, 3, 4])  # row 2 was answered: releasing must not forget it
+        assert j.outcome(3) is None and j.outcome(4) is None
+        assert j.settled_rows() == {2}
+    with Journal.open(jpath, "fp") as j:
+        assert j.mark_in_flight_unknown() == 0  # the release was kept at close
+        assert [o.row for o in j.outcomes_in_row_order()] == [2]
+
+
 def test_a_second_run_on_the_same_journal_is_refused(jpath: Path) -> None:
     with Journal.open(jpath, "fp"):
         with pytest.raises(JournalError, match="in use by another run"):
