@@ -159,7 +159,7 @@ def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagno
     """Time zone and country code; run even when the schema found other problems."""
     found = []
     zone = _get(data, _ZONE)
-    problem = _zone_problem(zone) if isinstance(zone, str) and zone else None
+    problem = _zone_problem(zone) if isinstance(zone, str) and 0 < len(zone) <= 64 else None
     if problem is not None:
         found.append(_error_at(problem, _ZONE, marks, shown))
     country = _get(data, _COUNTRY)
@@ -187,18 +187,20 @@ def _zone_problem(name: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        near = difflib.get_close_matches(name, _zone_names(), n=1, cutoff=0.6)
-        hint = f" (did you mean '{near[0]}'?)" if near else " (an IANA name such as Asia/Kolkata)"
+        names = _zone_names()
+        near = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.6)
+        hint = (f" (did you mean '{names[near[0]]}'?)" if near
+                else " (an IANA name such as Asia/Kolkata)")
         return f"unknown time zone '{name}'{hint}"
     return None
 
 
 @cache
-def _zone_names() -> list[str]:
-    return sorted(zoneinfo.available_timezones())
+def _zone_names() -> dict[str, str]:
+    """Zone names by their lower-case form, for suggestions (case-insensitive)."""
+    skip = {"localtime", "posixrules", "Factory"}
+    return {z.lower(): z for z in sorted(zoneinfo.available_timezones()) if z not in skip}
 
-
-# --- building the model from valid data ----------------------------------------------------------
 
 def _build(data: dict[str, Any], path: Path) -> Campaign:
     folder = path.parent

@@ -4,12 +4,13 @@
 (from ``load_campaign``); problems of a CSV as a whole come from ``runner.recipients``. It reads
 only CSV headers, never every row: per-row checks belong to the recipients pass.
 
-Errors: a route type the region does not offer; a window that starts when it ends; a recipients
-file or suppression list that is missing; a phone column the CSV lacks; a body that is not a valid
-template, or a placeholder that is not a column.
+Errors: a route type the region does not offer; a recipients file or suppression list that is
+missing; a phone column the CSV lacks; a body that is not a valid template, or a placeholder that
+is not a column.
 Warnings: a flash message longer than one part; unicode "0" with characters outside GSM-7;
-OTP with a batch_size (OTP goes one number a request); India + MKT sending ``always`` (TRAI);
-India without a DLT template or entity ID.
+OTP with a batch_size (OTP goes one number a request); a window that starts when it ends (open
+around the clock); India + MKT sending at any hour (TRAI); India without a DLT template or
+entity ID.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def _route(campaign: Campaign, found: _Found) -> None:
 def _window(campaign: Campaign, found: _Found) -> None:
     window = campaign.sending.window
     key_path: KeyPath = ("sending", "window")
-    if window is not None and window.start == window.end:
-        found.error(f"window starts and ends at {window.start:%H:%M}: give it a length, or "
-                    "write 'window: always'", key_path)
+    # runner.window reads start == end as open around the clock: say so, it is rarely meant.
+    all_day = window is not None and window.start == window.end
+    if window is not None and all_day:
+        found.warning(f"window starts and ends at {window.start:%H:%M}, which means open around "
+                      "the clock: write 'window: always' if that is meant", key_path)
     india_mkt = campaign.account.region == "IN" and campaign.message.type == "MKT"
-    if india_mkt and window is None and key_path in found.marks:
-        found.warning("window 'always' sends promotional (MKT) messages at any hour; in India "
-                      "TRAI allows them only from 09:00 to 21:00 IST", key_path)
+    if india_mkt and key_path in found.marks and (window is None or all_day):
+        found.warning("promotional (MKT) messages would go out at any hour; in India TRAI "
+                      "allows them only from 09:00 to 21:00 IST", key_path)
 
 
 def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:

@@ -112,11 +112,14 @@ def test_india_mkt_sending_always_is_warned_about_trai(tmp_path: Path) -> None:
     assert rules_of(tmp_path, BASE + "sending:\n  window: always\n") == []
 
 
-def test_a_window_that_starts_when_it_ends_is_an_error(tmp_path: Path) -> None:
+def test_a_window_that_starts_when_it_ends_is_warned_as_open_all_day(tmp_path: Path) -> None:
     text = BASE + "sending:\n  window: {start: '09:00', end: '09:00', timezone: UTC}\n"
     assert found(rules_of(tmp_path, text)) == [
-        ("error", 12, 11, "window starts and ends at 09:00: give it a length, or write "
-                          "'window: always'")]
+        ("warning", 12, 11, "window starts and ends at 09:00, which means open around the "
+                            "clock: write 'window: always' if that is meant")]
+    in_india = india(BASE, "MKT") + "sending:\n  window: {start: '09:00', end: '09:00', " \
+                                    "timezone: Asia/Kolkata}\n"
+    assert any("TRAI" in d.message for d in rules_of(tmp_path, in_india))
 
 
 def test_a_window_across_midnight_is_fine(tmp_path: Path) -> None:
