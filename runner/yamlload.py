@@ -212,16 +212,17 @@ def load_yaml(text: str, path: str, *,
     ``secret_paths`` and their positions kept in the marks, so a caller can point at them without
     ever holding the value.
     """
-    loader = MarkedLoader(text)
+    try:
+        loader = MarkedLoader(text)  # the reader checks every character here already
+    except yaml.reader.ReaderError as exc:
+        return YamlDoc(None, Marks(), [_reader_error(exc, text, path)])
     try:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             return YamlDoc(None, Marks(), [_syntax_error(exc, path)])
         except yaml.reader.ReaderError as exc:
-            line, col = _offset_to_pos(text, exc.position)
-            return YamlDoc(None, Marks(), [error(
-                f"character {exc.character!r} is not allowed in YAML", path, line, col)])
+            return YamlDoc(None, Marks(), [_reader_error(exc, text, path)])
         except RecursionError:
             return YamlDoc(None, Marks(), [error("the YAML is nested too deeply", path, 1, 1)])
         if node is None:
@@ -254,6 +255,12 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> Diagnostic:
         return error(message, path)
     line, col = _pos(mark)
     return error(message, path, line, col)
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, path: str) -> Diagnostic:
+    line, col = _offset_to_pos(text, exc.position)
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return error(f"the character U+{code:04X} is not allowed in YAML", path, line, col)
 
 
 def _offset_to_pos(text: str, offset: int) -> Position:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import time as clock
 from datetime import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.campaign import LoadResult, is_secret_key, load_campaign
 from runner.model import Window
@@ -323,3 +326,30 @@ def test_marks_locate_characters_inside_single_line_text() -> None:
     assert doc.marks.offset_at(("quoted",), 2) == (2, 12)
     # Multi-line text: only the start of the value is known.
     assert doc.marks.offset_at(("folded",), 2) == (3, 9)
+
+
+# --- no input gives a traceback ------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*BASE, "\t", "&", "*", "!", "[", "{", "'", '"', "-",
+                                         "?", "|", ">", "%", "@", "\x00"]), max_size=300))
+def test_any_text_gives_diagnostics_or_a_campaign_never_an_exception(text: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        result = load_campaign(write(Path(folder), text))
+    assert (result.campaign is None) == any(d.severity == "error" for d in result.diagnostics)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(BASE) - 1), st.integers(0, 40), st.text(max_size=8))
+def test_any_edit_of_a_valid_campaign_gives_diagnostics_or_a_campaign(
+        at: int, cut: int, insert: str) -> None:
+    text = BASE[:at] + insert + BASE[at + cut:]
+    with tempfile.TemporaryDirectory() as folder:
+        result = load_campaign(write(Path(folder), text))
+    assert (result.campaign is None) == any(d.severity == "error" for d in result.diagnostics)
+    assert all(d.line is None or d.line >= 1 for d in result.diagnostics)
+
+
+def test_a_control_character_is_located(tmp_path: Path) -> None:
+    result = load(tmp_path, BASE.replace("Hello", "Hel\x08lo"))
+    assert errors(result) == [(8, 12, "the character U+0008 is not allowed in YAML")]
