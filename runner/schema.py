@@ -157,7 +157,7 @@ def validate(data: Any, marks: Marks, path: str) -> list[Diagnostic]:
     """Schema problems of ``data`` (already coerced), located with ``marks``, sorted by place."""
     errors = list(_validator().iter_errors(data))
     typed = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
-    # A misspelt key is one problem, not also a missing one: "did you mean" says it all.
+    # Unknown keys near a known one: "did you mean" already covers the key as missing.
     guessed = {(tuple(e.absolute_path), near) for e in errors
                if e.validator == "additionalProperties" for _, near in _unknown(e)}
     out: list[Diagnostic] = []
@@ -165,11 +165,18 @@ def validate(data: Any, marks: Marks, path: str) -> list[Diagnostic]:
         key_path = tuple(err.absolute_path)
         if err.validator in _SHADOWED_BY_TYPE and key_path in typed:
             continue
-        if err.validator == "required" and all((key_path, k) in guessed
-                                               for k in _missing_keys(err)):
-            continue
-        out.extend(_diagnose(err, marks, path))
+        if err.validator in ("anyOf", "oneOf") and _requires_a_guessed_key(err, guessed):
+            continue  # "message needs a body" after "'bdy' (did you mean 'body'?)"
+        out.extend(_diagnose(err, marks, path, guessed))
     return sort_diagnostics(_unique(out))
+
+
+def _requires_a_guessed_key(err: ValidationError, guessed: set[tuple[KeyPath, str | None]]
+                            ) -> bool:
+    key_path = tuple(err.absolute_path)
+    subs = list(err.context or ())
+    return bool(subs) and all(s.validator == "required" for s in subs) and any(
+        (key_path, key) in guessed for s in subs for key in _missing_keys(s))
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -180,7 +187,8 @@ def _unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return list(dict.fromkeys(diagnostics))
 
 
-def _diagnose(err: ValidationError, marks: Marks, path: str) -> Iterator[Diagnostic]:
+def _diagnose(err: ValidationError, marks: Marks, path: str,
+              guessed: set[tuple[KeyPath, str | None]]) -> Iterator[Diagnostic]:
     key_path: KeyPath = tuple(err.absolute_path)
     validator = str(err.validator)
     if validator == "additionalProperties":
@@ -188,6 +196,8 @@ def _diagnose(err: ValidationError, marks: Marks, path: str) -> Iterator[Diagnos
         return
     if validator == "required":
         for key in _missing_keys(err):
+            if (key_path, key) in guessed:
+                continue  # a misspelt key is one problem, not also a missing one
             yield _at_key(f"missing required key '{key}' {_where(key_path)}",
                           key_path, marks, path)
         return
@@ -195,7 +205,7 @@ def _diagnose(err: ValidationError, marks: Marks, path: str) -> Iterator[Diagnos
         branch = _fitting_branch(err)
         if branch is not None:
             for sub in branch:
-                yield from _diagnose(sub, marks, path)
+                yield from _diagnose(sub, marks, path, guessed)
             return
         words = _ALTERNATIVES.get(key_path) or f"{_name(key_path)} {err.message}"
         if key_path == ("message",):

@@ -205,6 +205,20 @@ def test_a_misspelt_required_key_is_reported_once() -> None:
     assert "did you mean 'sender'" in found[0].message
 
 
+def test_a_misspelt_body_is_not_also_reported_as_no_body() -> None:
+    found = check(VALID.replace("  body: Hello", "  bdy: Hello"))
+    assert [d.message for d in found] == ["unknown key 'bdy' under message (did you mean "
+                                          "'body'?)"]
+
+
+def test_other_missing_keys_are_still_reported_beside_a_misspelt_one() -> None:
+    found = check(VALID.replace("  sender: ACME\n  type: DEFAULT", "  sendr: ACME"))
+    assert [d.message for d in found] == [
+        "missing required key 'type' under message",
+        "unknown key 'sendr' under message (did you mean 'sender'?)",
+    ]
+
+
 def test_a_value_of_the_wrong_type_gets_one_error_not_one_per_rule() -> None:
     found = check(VALID.replace("  sender: ACME", "  sender: [A, B]"))
     assert [d.message for d in found] == ["sender must be text, found a list"]
