@@ -1,0 +1,122 @@
+"""Checking a campaign end to end without the network: file, schema, rules, recipients, plan.
+
+Returns a ``CampaignCheck`` value; the CLI turns it into text, JSON or GitHub annotations and an
+exit code. Every problem found is collected, so one bad field does not hide the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.campaign import load_campaign
+from runner.errors import Diagnostic, display_path, has_errors
+from runner.message import Segments, count_segments
+from runner.model import Campaign
+from runner.plan import Batch, plan_batches
+from runner.recipients import open_recipients, stats_diagnostics
+from runner.rules import check_rules
+
+BatchHook = Callable[[Batch], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    recipients: int  # data rows in the source CSV
+    valid: int  # rows that will be sent
+    invalid: int
+    duplicates: int
+    suppressed: int
+    batches: int
+    requests: int
+    segments: int  # message parts over all valid recipients (what Kaleyra bills)
+    min_parts: int
+    max_parts: int
+    encoding: str  # "GSM-7", "UCS-2", or "mixed" when personalised texts differ
+    max_units: int  # the longest text, in characters as counted for its encoding
+    part_limit: int  # characters in one part for the longest text's encoding
+
+    def to_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCheck:
+    path: str
+    campaign: Campaign | None
+    diagnostics: tuple[Diagnostic, ...]
+    summary: PlanSummary | None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+def check_campaign(path: Path, *, on_batch: BatchHook | None = None) -> CampaignCheck:
+    shown = display_path(path)
+    loaded = load_campaign(path)
+    diagnostics = list(loaded.diagnostics)
+    campaign = loaded.campaign
+    if campaign is None:
+        return CampaignCheck(shown, None, tuple(diagnostics), None)
+    diagnostics += check_rules(campaign, loaded.marks)
+    summary = None
+    if not has_errors(diagnostics):
+        summary, found = summarise_recipients(campaign, on_batch=on_batch)
+        diagnostics += found
+    return CampaignCheck(shown, campaign, tuple(diagnostics), summary)
+
+
+def summarise_recipients(
+    campaign: Campaign, *, on_batch: BatchHook | None = None
+) -> tuple[PlanSummary | None, list[Diagnostic]]:
+    """One streaming pass over the recipients: their verdicts, the batches and the segments."""
+    stream = open_recipients(campaign.recipients)
+    batches = requests = segments = 0
+    min_seg: Segments | None = None
+    max_seg: Segments | None = None
+    encodings: set[str] = set()
+    cache: dict[str | None, Segments] = {}
+    for batch in plan_batches(stream, campaign):
+        batches += 1
+        requests += 1
+        if on_batch is not None:
+            on_batch(batch)
+        seg = cache.get(batch.body)
+        if seg is None:
+            seg = count_segments(batch.body or "")
+            if len(cache) < 10_000:
+                cache[batch.body] = seg
+        segments += seg.parts * len(batch.recipients)
+        encodings.add(seg.encoding)
+        if min_seg is None or seg.parts < min_seg.parts:
+            min_seg = seg
+        if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
+            max_seg = seg
+    found = list(stream.diagnostics)
+    if has_errors(found):
+        return None, found
+    found += stats_diagnostics(
+        stream.stats, campaign.recipients, display_path(campaign.recipients.source)
+    )
+    stats = stream.stats
+    if max_seg is None:
+        max_seg = count_segments(campaign.message.body or "")
+    summary = PlanSummary(
+        recipients=stats.total,
+        valid=stats.ok,
+        invalid=stats.invalid,
+        duplicates=stats.duplicate,
+        suppressed=stats.suppressed,
+        batches=batches,
+        requests=requests,
+        segments=segments,
+        min_parts=min_seg.parts if min_seg else max_seg.parts,
+        max_parts=max_seg.parts,
+        encoding=encodings.pop() if len(encodings) == 1 else ("mixed" if encodings else
+                                                              max_seg.encoding),
+        max_units=max_seg.units,
+        part_limit=max_seg.limit,
+    )
+    return summary, found

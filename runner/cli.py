@@ -1,0 +1,261 @@
+"""The command line: parse arguments, call the core, turn results into output and exit codes.
+
+Exit codes: 0 all good; 1 invalid campaign or input, nothing sent; 2 usage error; 3 the run
+finished but some recipients failed or are unknown; 75 stopped early (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from runner import __version__
+from runner.check import CampaignCheck, check_campaign
+from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
+from runner.kaleyra import Endpoint, Secret, resolve_endpoint
+from runner.limiter import min_duration
+from runner.model import Window
+from runner.output import render_github, render_json, render_text
+from runner.report import format_summary
+from runner.send import (
+    BatchAssignments,
+    RunOutcome,
+    SendOptions,
+    send_campaign,
+    write_dry_run_report,
+)
+from runner.window import describe
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_STOPPED = 0, 1, 2, 3, 75
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from runner.sandbox import add_sandbox_arguments
+
+    parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.")
+    parser.add_argument("--version", action="version", version=f"campaign {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="check campaign files (no network)")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="campaign files or folders")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text")
+
+    send = commands.add_parser("send", help="send a campaign (or --dry-run)")
+    send.add_argument("file", metavar="FILE", help="the campaign file")
+    send.add_argument("--report", metavar="PATH", help="report path (default: the file's "
+                      "`report:` key, else reports/<name>.csv)")
+    send.add_argument("--dry-run", action="store_true", help="everything but the HTTP call")
+    send.add_argument("--sandbox", action="store_true",
+                      help="start the local sandbox in-process and send to it (no account)")
+    send.add_argument("--resend-unknown", action="store_true",
+                      help="resend rows whose earlier request may or may not have been delivered")
+    send.add_argument("--retry-failed", action="store_true", help="retry rows that failed before")
+    send.add_argument("--fresh", action="store_true",
+                      help="start over; the old journal is kept aside")
+    send.add_argument("--wait", action="store_true",
+                      help="wait for the send window instead of exiting 75")
+    add_sandbox_arguments(send, faults_only=True)  # faults for --sandbox, to rehearse a bad day
+
+    sandbox = commands.add_parser("sandbox", help="run the local Kaleyra-compatible server")
+    add_sandbox_arguments(sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "validate":
+            return cmd_validate(args, out, err)
+        if args.command == "send":
+            return cmd_send(args, out, err)
+        if args.command == "sandbox":
+            return cmd_sandbox(args)
+        raise UsageError(f"unknown command {args.command!r}")
+    except UsageError as exc:
+        print(f"{exc}\n(see `campaign --help`)", file=err)
+        return EXIT_USAGE
+    except InputError as exc:
+        for d in exc.diagnostics:
+            print(d.format_text(), file=err)
+        print(f"error: {exc}", file=err)
+        return EXIT_INVALID
+    except JournalError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_INVALID
+    except RunnerError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return EXIT_STOPPED
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_USAGE
+
+
+# --- validate ----------------------------------------------------------------------------------
+
+
+def campaign_files(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            below = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")
+                           and p.is_file())
+            if not below:
+                raise UsageError(f"{raw}: no campaign files (*.yaml, *.yml) in this folder")
+            found += below
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+    return found
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    checks = [check_campaign(path) for path in campaign_files(args.paths)]
+    render = {"text": render_text, "json": render_json, "github": render_github}[args.format]
+    print(render(checks), file=out)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_INVALID
+
+
+# --- send --------------------------------------------------------------------------------------
+
+
+def report_path(args: argparse.Namespace, check: CampaignCheck) -> Path:
+    assert check.campaign is not None
+    if args.report:
+        path = Path(args.report)
+        if not path.parent.is_dir():
+            raise InputError(f"--report {args.report}: the folder {display_path(path.parent)} "
+                             "does not exist")
+        return path
+    path = check.campaign.default_report_path(Path.cwd())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the report folder {display_path(path.parent)}: "
+                         f"{exc.strerror}") from None
+    return path
+
+
+def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    plan = BatchAssignments() if args.dry_run else None
+    check = check_campaign(Path(args.file), on_batch=plan.add if plan is not None else None)
+    for d in check.diagnostics:
+        print(d.format_text(), file=err)
+    if not check.ok or check.campaign is None or check.summary is None:
+        print(f"{check.path}: invalid campaign, nothing sent", file=err)
+        return EXIT_INVALID
+    campaign = check.campaign
+    options = SendOptions(report=report_path(args, check), dry_run=args.dry_run,
+                          resend_unknown=args.resend_unknown, retry_failed=args.retry_failed,
+                          fresh=args.fresh, wait=args.wait)
+    if plan is not None:
+        write_dry_run_report(campaign, options.report, plan)
+        print(describe_plan(check, options.report), file=out)
+        return EXIT_OK
+
+    if args.sandbox:
+        return _send_to_sandbox(check, options, args, out, err)
+    endpoint = resolve_endpoint(campaign, os.environ)
+    return _send(check, endpoint, options, out, err)
+
+
+def _send_to_sandbox(check: CampaignCheck, options: SendOptions, args: argparse.Namespace,
+                     out: TextIO, err: TextIO) -> int:
+    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread, faults_from_args
+
+    assert check.campaign is not None
+    with SandboxThread(region=check.campaign.account.region, api_key=SANDBOX_API_KEY,
+                       sid=SANDBOX_SID, faults=faults_from_args(args)) as sandbox:
+        print(f"sandbox: sending to the local Kaleyra-compatible server at {sandbox.base_url}",
+              file=err)
+        endpoint = Endpoint(sandbox.base_url, SANDBOX_SID, Secret(SANDBOX_API_KEY))
+        return _send(check, endpoint, options, out, err)
+
+
+def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: TextIO,
+          err: TextIO) -> int:
+    assert check.campaign is not None and check.summary is not None
+    outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid)
+    return finish_send(outcome, check.campaign.sending.window, out, err)
+
+
+def finish_send(outcome: RunOutcome, window: Window | None, out: TextIO, err: TextIO) -> int:
+    if outcome.unknown_from_before:
+        print(f"resumed: {outcome.unknown_from_before:,} rows were in flight when the last run "
+              "stopped; they are reported unknown (rerun with --resend-unknown to send them "
+              "again)", file=err)
+    print(format_summary(outcome.counts, requests=outcome.requests, retries=outcome.retries,
+                         elapsed=outcome.elapsed), file=err)
+    print(f"report: {display_path(outcome.report)}", file=out)
+    if outcome.closed_until is not None:
+        print(f"nothing sent: the send window is closed ({describe(window, datetime.now(UTC))}); "
+              "rerun then, or pass --wait", file=err)
+        return EXIT_STOPPED
+    if outcome.stopped or outcome.counts.get("pending", 0):
+        print("stopped early: rerun the same command to resume", file=err)
+        return EXIT_STOPPED
+    if outcome.counts.get("failed", 0) or outcome.counts.get("unknown", 0):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def describe_plan(check: CampaignCheck, report: Path) -> str:
+    assert check.campaign is not None and check.summary is not None
+    c, s = check.campaign, check.summary
+    m = c.message
+    route = ", ".join([c.account.region, m.type] + (["flash"] if m.flash else []))
+    rate = c.sending.requests_per_second
+    seconds = min_duration(rate, s.requests)
+    parts = f"{s.max_parts} part" + ("s" if s.max_parts != 1 else "")
+    if s.min_parts != s.max_parts:
+        parts = f"{s.min_parts}-{s.max_parts} parts"
+    lines = [
+        f"{c.name}: {route}, sender {m.sender}",
+        f"  recipients  {s.recipients:,} rows: {s.valid:,} to send, {s.duplicates:,} duplicates, "
+        f"{s.suppressed:,} suppressed, {s.invalid:,} invalid",
+        f"  message     {s.encoding}, {parts} (longest {s.max_units} of {s.part_limit} "
+        "characters)" + (f", template {m.template_id}" if m.template_id else ""),
+        f"  requests    {_batches(s.batches)} of up to {c.effective_batch_size}, at {rate:g} a "
+        f"second: about {_duration(seconds)}",
+        f"  window      {describe(c.sending.window, datetime.now(UTC))}",
+        f"  report      {display_path(report)} (dry run: nothing sent)",
+    ]
+    return "\n".join(lines)
+
+
+def _batches(n: int) -> str:
+    return f"{n:,} batch" if n == 1 else f"{n:,} batches"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# --- sandbox -----------------------------------------------------------------------------------
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from runner.sandbox import serve_from_args
+
+    serve_from_args(args)
+    return EXIT_OK

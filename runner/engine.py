@@ -1,0 +1,228 @@
+"""Async sending: the rate limiter, bounded concurrency, retries, and journal updates.
+
+The engine knows nothing of HTTP: it takes a ``send`` callable that makes one attempt for a batch
+and returns a classified outcome (``runner.kaleyra``), so tests drive it with fakes and a fake
+clock.
+
+For each batch a worker:
+1. waits for the rate limiter (which a 429 with Retry-After pauses for everybody),
+2. records the batch in flight in the journal (committed before the request leaves),
+3. makes the attempt, and retries transient answers with capped exponential backoff and jitter,
+   up to ``max_attempts`` and a deadline,
+4. records the answer per row: ``sent``, ``failed``, or ``unknown`` when the request may or may
+   not have been delivered.
+A stop (signal, send window closing) lets the batches in flight finish and takes no new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_random_exponential
+
+from runner.journal import Journal, RowOutcome
+from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
+from runner.limiter import RateLimiter
+from runner.model import OnAmbiguous
+from runner.plan import Batch
+
+SendAttempt = Callable[[Batch], Awaitable[Outcome]]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_base: float = 0.5  # seconds; the first retry waits up to this, then doubles
+    backoff_cap: float = 30.0
+    deadline: float | None = 300.0  # seconds from a batch's first attempt; None: no deadline
+
+
+@dataclass(slots=True)
+class EngineStats:
+    batches: int = 0
+    requests: int = 0
+    retries: int = 0
+    rows_done: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, n: int) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + n
+        self.rows_done += n
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    stats: EngineStats
+    stopped: bool  # True when a stop cut the run short: some rows were never attempted
+
+
+class _StopAfterClock(stop_base):
+    """Stop retrying once the injected clock says the batch's deadline has passed."""
+
+    def __init__(self, clock: Clock, started: float, deadline: float | None) -> None:
+        self._clock, self._started, self._deadline = clock, started, deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._deadline is not None and self._clock() - self._started >= self._deadline
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        send: SendAttempt,
+        journal: Journal,
+        limiter: RateLimiter,
+        concurrency: int,
+        retry: RetryPolicy,
+        on_ambiguous: OnAmbiguous = "mark_unknown",
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        wall_clock: Callable[[], str] = _now_iso,
+        on_progress: Callable[[EngineStats], None] | None = None,
+    ) -> None:
+        self._send = send
+        self._journal = journal
+        self._limiter = limiter
+        self._concurrency = max(1, concurrency)
+        self._retry = retry
+        self._on_ambiguous = on_ambiguous
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._on_progress = on_progress
+        self.stop_event = asyncio.Event()
+        self.stats = EngineStats()
+
+    def stop(self) -> None:
+        """Take no new batches; batches in flight finish (the caller bounds how long)."""
+        self.stop_event.set()
+
+    async def run(self, batches: Iterable[Batch]) -> EngineResult:
+        source = iter(batches)
+        exhausted = False
+
+        def next_batch() -> Batch | None:
+            nonlocal exhausted
+            if self.stop_event.is_set() or exhausted:
+                return None
+            batch = next(source, None)
+            if batch is None:
+                exhausted = True
+            return batch
+
+        workers = [asyncio.create_task(self._worker(next_batch)) for _ in range(self._concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            self._journal.flush()
+        return EngineResult(self.stats, stopped=not exhausted)
+
+    async def _worker(self, next_batch: Callable[[], Batch | None]) -> None:
+        while (batch := next_batch()) is not None:
+            await self._send_batch(batch)
+
+    async def _send_batch(self, batch: Batch) -> None:
+        started = self._clock()
+        attempts = 0
+        began = False
+
+        async def attempt() -> Outcome | None:
+            nonlocal attempts, began
+            await self._limiter.acquire()
+            if self.stop_event.is_set() and not began:
+                return None  # stopped while waiting: never left, stays pending
+            if not began:
+                rows = [(r.row, r.phone or "") for r in batch.recipients]
+                self._journal.begin_batch(batch.id, rows)
+                began = True
+            attempts += 1
+            self.stats.requests += 1
+            if attempts > 1:
+                self.stats.retries += 1
+            outcome = await self._send(batch)
+            if isinstance(outcome, Transient) and outcome.retry_after:
+                self._limiter.pause_until(self._clock() + outcome.retry_after)
+            return outcome
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.max_attempts) | self._past_deadline(started),
+            wait=self._wait,
+            retry=retry_if_result(self._should_retry),
+            sleep=self._sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            reraise=True,
+        )
+        outcome: Outcome | None = await retrying(attempt)
+        self.stats.batches += 1
+        if outcome is None or (isinstance(outcome, Transient) and self.stop_event.is_set()):
+            if began:  # stopped between attempts: every answer so far proved nothing was sent
+                self._journal.release_batch(batch.rows)
+            return
+        outcomes = self._row_outcomes(batch, outcome, attempts)
+        self._journal.finish_batch(outcomes)
+        for row in outcomes:
+            self.stats.count(row.status, 1)
+        if self._on_progress is not None:
+            self._on_progress(self.stats)
+
+    def _should_retry(self, outcome: Outcome | None) -> bool:
+        if outcome is None or self.stop_event.is_set():
+            return False
+        if isinstance(outcome, Transient):
+            return True
+        return isinstance(outcome, Ambiguous) and self._on_ambiguous == "retry"
+
+    def _past_deadline(self, started: float) -> stop_base:
+        return _StopAfterClock(self._clock, started, self._retry.deadline)
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_random_exponential(
+            multiplier=self._retry.backoff_base, max=self._retry.backoff_cap
+        )(state)
+        outcome = state.outcome.result() if state.outcome is not None else None
+        if isinstance(outcome, Transient) and outcome.retry_after:
+            return max(backoff, outcome.retry_after)
+        return backoff
+
+    def _row_outcomes(self, batch: Batch, outcome: Outcome, attempts: int) -> list[RowOutcome]:
+        sent_at = self._wall_clock()
+
+        def row(r_row: int, phone: str, status: str, **kw: str) -> RowOutcome:
+            return RowOutcome(row=r_row, phone=phone, status=status,  # type: ignore[arg-type]
+                              batch_id=batch.id, attempts=attempts, sent_at=sent_at, **kw)
+
+        result: list[RowOutcome] = []
+        for recipient in batch.recipients:
+            phone = recipient.phone or ""
+            if isinstance(outcome, Accepted):
+                message_id = outcome.message_ids.get(phone)
+                if message_id is not None:
+                    result.append(row(recipient.row, phone, "sent", message_id=message_id))
+                else:
+                    result.append(row(recipient.row, phone, "unknown", error_code="NO_ID",
+                                      error="accepted, but the answer had no message id for it"))
+            elif isinstance(outcome, Rejected):
+                result.append(row(recipient.row, phone, "failed", error_code=outcome.code,
+                                  error=outcome.message))
+            elif isinstance(outcome, Transient):
+                result.append(row(recipient.row, phone, "failed", error_code=outcome.code,
+                                  error=f"gave up after {attempts} attempts: {outcome.message}"))
+            else:
+                result.append(row(recipient.row, phone, "unknown", error_code=outcome.code,
+                                  error=f"may or may not have been delivered: {outcome.message}"))
+        return result

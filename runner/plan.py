@@ -1,0 +1,68 @@
+"""Recipient rows -> batches: at most ``batch_size`` numbers, one rendered body each, OTP alone.
+
+Planning streams: a batch leaves as soon as it is full. A personalised body groups only identical
+texts, so the planner keeps one open group per distinct text; past ``max_open_groups`` the oldest
+group leaves early (smaller batches, never more memory than that bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Iterator
+from dataclasses import dataclass
+
+from runner.message import placeholders, render
+from runner.model import Campaign
+from runner.recipients import Recipient
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: str
+    body: str | None  # the rendered text; None when the campaign sends a template_id alone
+    recipients: tuple[Recipient, ...]
+
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        return tuple(r.phone for r in self.recipients if r.phone is not None)
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        return tuple(r.row for r in self.recipients)
+
+
+def plan_batches(
+    recipients: Iterable[Recipient],
+    campaign: Campaign,
+    *,
+    skip: Container[int] = frozenset(),
+    id_prefix: str = "b",
+    max_open_groups: int = 1000,
+) -> Iterator[Batch]:
+    """Batches of the sendable rows (status ``ok``, not in ``skip``), in a deterministic order."""
+    size = campaign.effective_batch_size
+    body = campaign.message.body
+    personalised = body is not None and bool(placeholders(body))
+    groups: dict[str | None, list[Recipient]] = {}
+    seq = 0
+
+    def emit(text: str | None, members: list[Recipient]) -> Batch:
+        nonlocal seq
+        seq += 1
+        return Batch(f"{id_prefix}{seq:06d}", text, tuple(members))
+
+    for recipient in recipients:
+        if recipient.status != "ok" or recipient.row in skip:
+            continue
+        text = render(body, recipient.fields) if personalised and body is not None else body
+        group = groups.get(text)
+        if group is None:
+            if len(groups) >= max_open_groups:
+                oldest = next(iter(groups))
+                yield emit(oldest, groups.pop(oldest))
+            group = groups[text] = []
+        group.append(recipient)
+        if len(group) >= size:
+            del groups[text]
+            yield emit(text, group)
+    for text, group in groups.items():
+        yield emit(text, group)

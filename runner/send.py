@@ -1,0 +1,282 @@
+"""Running a campaign: the dry run, the real send with resume, and the report that follows both.
+
+The caller (the CLI) has already checked the campaign. Here the recipients are streamed again into
+the planner and the engine, the journal remembers every answer, and the report is rebuilt by
+merging the recipient stream with the journal, both in source-row order, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import aiohttp
+
+from runner.engine import Engine, EngineStats, RetryPolicy
+from runner.journal import Journal, RowOutcome, fingerprint
+from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
+from runner.limiter import RateLimiter
+from runner.model import Campaign
+from runner.plan import Batch, plan_batches
+from runner.progress import Progress
+from runner.recipients import open_recipients
+from runner.report import ReportRow, write_report
+from runner.window import window_state
+
+STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    report: Path
+    dry_run: bool = False
+    resend_unknown: bool = False
+    retry_failed: bool = False
+    fresh: bool = False
+    wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    counts: Counter[str]  # report rows by status
+    report: Path
+    stopped: bool = False  # cut short (signal, window closed): rerun to resume
+    closed_until: datetime | None = None  # the window was closed at start; it opens then
+    requests: int = 0
+    retries: int = 0
+    elapsed: float = 0.0
+    run_number: int = 1
+    unknown_from_before: int = 0  # rows found in flight from an earlier run that died
+
+
+class Verdict(NamedTuple):
+    """What happened to one sendable row, from the journal or the dry-run plan."""
+
+    row: int
+    status: str
+    batch_id: str = ""
+    message_id: str = ""
+    error_code: str = ""
+    error: str = ""
+    attempts: int = 0
+    sent_at: str = ""
+
+
+def journal_path(report: Path) -> Path:
+    return report.with_name(report.name + ".journal")
+
+
+# --- dry run -----------------------------------------------------------------------------------
+
+
+class BatchAssignments:
+    """Which batch each row would go in, kept compactly (two int arrays) for the dry-run report."""
+
+    def __init__(self) -> None:
+        self._rows = array("q")
+        self._batches = array("q")
+        self._ids: list[str] = []
+
+    def add(self, batch: Batch) -> None:
+        index = len(self._ids)
+        self._ids.append(batch.id)
+        for recipient in batch.recipients:
+            self._rows.append(recipient.row)
+            self._batches.append(index)
+
+    def verdicts(self) -> Iterator[Verdict]:
+        rows, batches, ids = self._rows, self._batches, self._ids
+        order: range | list[int] = range(len(rows))
+        if any(rows[i] > rows[i + 1] for i in range(len(rows) - 1)):
+            order = sorted(order, key=rows.__getitem__)  # personalised plans group out of order
+        for i in order:
+            yield Verdict(rows[i], "dry_run", batch_id=ids[batches[i]])
+
+
+def write_dry_run_report(campaign: Campaign, report: Path, plan: BatchAssignments) -> Counter[str]:
+    return write_report(report, report_rows(campaign, plan.verdicts(), default="dry_run"))
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _from_journal(outcomes: Iterator[RowOutcome]) -> Iterator[Verdict]:
+    for o in outcomes:
+        if o.status == "in_flight":
+            yield Verdict(o.row, "unknown", o.batch_id, o.message_id, "IN_FLIGHT",
+                          "in flight when the run stopped: may or may not have been delivered",
+                          o.attempts, o.sent_at)
+        else:
+            yield Verdict(o.row, o.status, o.batch_id, o.message_id, o.error_code, o.error,
+                          o.attempts, o.sent_at)
+
+
+def report_rows(campaign: Campaign, verdicts: Iterator[Verdict], *, default: str = "pending"
+                ) -> Iterator[ReportRow]:
+    """One report row per source row, in source order: the stream merged with the verdicts."""
+    upcoming = next(verdicts, None)
+    for recipient in open_recipients(campaign.recipients):
+        while upcoming is not None and upcoming.row < recipient.row:
+            upcoming = next(verdicts, None)
+        phone = recipient.phone or recipient.raw_phone
+        if recipient.status != "ok":
+            yield ReportRow(recipient.row, phone, recipient.status, error=recipient.reason)
+        elif upcoming is not None and upcoming.row == recipient.row:
+            v = upcoming
+            yield ReportRow(recipient.row, phone, v.status, message_id=v.message_id,  # type: ignore[arg-type]
+                            batch_id=v.batch_id, error_code=v.error_code, error=v.error,
+                            attempts=v.attempts, sent_at=v.sent_at)
+        else:
+            yield ReportRow(recipient.row, phone, default)  # type: ignore[arg-type]
+
+
+# --- the real send -----------------------------------------------------------------------------
+
+
+def journal_settings(campaign: Campaign) -> dict[str, object]:
+    """What `campaign status` needs later; never the key itself."""
+    return {
+        "campaign": str(campaign.path.resolve()),
+        "name": campaign.name,
+        "region": campaign.account.region,
+        "sid": campaign.account.sid,
+        "api_key_env": campaign.account.api_key_env,
+        "requests_per_second": campaign.sending.requests_per_second,
+        "concurrency": campaign.sending.concurrency,
+        "max_attempts": campaign.sending.max_attempts,
+        "timeout": campaign.sending.timeout,
+    }
+
+
+def rows_to_skip(journal: Journal, options: SendOptions) -> set[int]:
+    skip = journal.rows_with_status("sent")
+    if not options.retry_failed:
+        skip |= journal.rows_with_status("failed")
+    if not options.resend_unknown:
+        skip |= journal.rows_with_status("unknown")
+    return skip
+
+
+def send_campaign(
+    campaign: Campaign,
+    endpoint: Endpoint,
+    options: SendOptions,
+    *,
+    to_send: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunOutcome:
+    """Send (or resume) the campaign and write its report. Blocks until done or stopped."""
+    started = time.monotonic()
+    journal = Journal.open(journal_path(options.report), fingerprint(campaign),
+                           fresh=options.fresh, settings=journal_settings(campaign))
+    try:
+        unknown_before = journal.mark_in_flight_unknown()
+        state = window_state(campaign.sending.window, now())
+        if not state.open and not options.wait:
+            counts = _write_journal_report(campaign, options.report, journal)
+            return RunOutcome(counts, options.report, stopped=True, closed_until=state.opens_at,
+                              run_number=journal.run_number, unknown_from_before=unknown_before)
+        skip = rows_to_skip(journal, options)
+        stats, stopped = asyncio.run(
+            _send_async(campaign, endpoint, journal, skip, options, to_send=max(0, to_send),
+                        now=now)
+        )
+        counts = _write_journal_report(campaign, options.report, journal)
+        return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
+                          retries=stats.retries, elapsed=time.monotonic() - started,
+                          run_number=journal.run_number, unknown_from_before=unknown_before)
+    finally:
+        journal.close()
+
+
+def _write_journal_report(campaign: Campaign, report: Path, journal: Journal) -> Counter[str]:
+    journal.flush()
+    verdicts = _from_journal(journal.outcomes_in_row_order())
+    return write_report(report, report_rows(campaign, verdicts))
+
+
+async def _send_async(
+    campaign: Campaign,
+    endpoint: Endpoint,
+    journal: Journal,
+    skip: set[int],
+    options: SendOptions,
+    *,
+    to_send: int,
+    now: Callable[[], datetime],
+) -> tuple[EngineStats, bool]:
+    sending = campaign.sending
+    loop = asyncio.get_running_loop()
+    state = window_state(sending.window, now())
+    if not state.open and state.opens_at is not None:  # --wait
+        await asyncio.sleep(max(0.0, (state.opens_at - now()).total_seconds()))
+        state = window_state(sending.window, now())
+
+    progress = Progress(to_send)
+    connector = aiohttp.TCPConnector(limit=sending.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def attempt(batch: Batch) -> Outcome:
+            numbers = batch.numbers
+            payload = build_payload(campaign, numbers, batch.body)
+            return await post_sms(session, endpoint, payload, encoding=sending.encoding,
+                                  timeout=sending.timeout, numbers=numbers)
+
+        engine = Engine(
+            send=attempt,
+            journal=journal,
+            limiter=RateLimiter(sending.requests_per_second),
+            concurrency=sending.concurrency,
+            retry=RetryPolicy(max_attempts=sending.max_attempts,
+                              deadline=sending.max_duration or 300.0),
+            on_ambiguous=sending.on_ambiguous,
+            on_progress=lambda s: progress.update(s.rows_done, requests=s.requests,
+                                                  retries=s.retries),
+        )
+        batches = plan_batches(open_recipients(campaign.recipients), campaign, skip=skip,
+                               id_prefix=f"r{journal.run_number}-b")
+        run = asyncio.ensure_future(engine.run(batches))
+        signals_seen = 0
+
+        def on_signal() -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen == 1:
+                engine.stop()
+                loop.call_later(STOP_GRACE_SECONDS, run.cancel)
+            else:
+                run.cancel()  # a second Ctrl-C: stop now; the journal keeps what it knows
+
+        handled = _install_signal_handlers(loop, on_signal)
+        if state.closes_at is not None:
+            loop.call_later(max(0.0, (state.closes_at - now()).total_seconds()), engine.stop)
+        try:
+            result = await run
+            stopped = result.stopped
+        except asyncio.CancelledError:
+            stopped = True
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            progress.close()
+        return engine.stats, stopped
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]
+                             ) -> list[int]:
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+            pass
+    return installed
