@@ -1,0 +1,180 @@
+"""`campaign send` end to end against the sandbox over loopback: exactly once, every row kept."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from runner import send as send_module
+from runner.cli import main
+from runner.engine import Engine
+from runner.report import read_report
+from runner.sandbox import Faults, SandboxThread
+
+SID = "HXTEST00000001IN"
+KEY = "k3y-that-must-never-leak-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries wait on virtual time: the engine's sleep records the wait and yields at once."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(send_module, "Engine", functools.partial(Engine, sleep=sleep))
+    return waits
+
+
+def mobile(i: int) -> str:
+    return f"+9198{i:08d}"
+
+
+def write_campaign(tmp_path: Path, rows: int) -> tuple[Path, dict[int, str]]:
+    """A campaign of ``rows`` data rows with invalid, duplicate and suppressed numbers.
+
+    Returns the file and the status each data row (by line number) must end with.
+    """
+    expected: dict[int, str] = {}
+    lines = ["phone,name"]
+    for i in range(rows):
+        line = i + 2
+        if i % 50 == 7:
+            lines.append(f"98{i:03d},Bad{i}")  # too short: invalid
+            expected[line] = "invalid"
+        elif i % 40 == 9:
+            lines.append(f"0{mobile(i - 1)[3:]},Dup{i}")  # the row before, written nationally
+            expected[line] = "duplicate" if expected.get(line - 1) in ("sent", "suppressed") \
+                else "sent"
+        elif i % 97 == 3:
+            lines.append(f"{mobile(i)},Opted{i}")
+            expected[line] = "suppressed"
+        else:
+            lines.append(f"{mobile(i)},Name{i}")
+            expected[line] = "sent"
+    (tmp_path / "people.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    optouts = [mobile(i) for i in range(rows) if i % 97 == 3 and i % 50 != 7 and i % 40 != 9]
+    (tmp_path / "optouts.txt").write_text("\n".join(optouts) + "\n", encoding="utf-8")
+    campaign = tmp_path / "big.yaml"
+    campaign.write_text(
+        "version: 1\n"
+        "name: big-test\n"
+        "account: {region: IN}\n"
+        "message:\n"
+        "  sender: KLRHXA\n"
+        "  type: TXN\n"
+        '  body: "Your parcel is on its way."\n'
+        '  template_id: "1107161234567890123"\n'
+        "recipients:\n"
+        "  source: people.csv\n"
+        "  default_country: IN\n"
+        "  exclude: [optouts.txt]\n"
+        "sending:\n"
+        "  requests_per_second: 10000\n"
+        "  concurrency: 8\n"
+        "  max_attempts: 6\n",
+        encoding="utf-8",
+    )
+    return campaign, expected
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxThread) -> None:
+    monkeypatch.setenv("KALEYRA_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("KALEYRA_SID", SID)
+    monkeypatch.setenv("KALEYRA_API_KEY", KEY)
+
+
+def test_shipped_example_sends_to_the_in_process_sandbox(tmp_path: Path) -> None:
+    report = tmp_path / "order-shipped.csv"
+    code, out, err = run_cli("send", str(ROOT / "campaigns/dlt-template.yaml"), "--sandbox",
+                             "--report", str(report))
+    assert code == 0, err
+    rows = list(read_report(report))
+    source_rows = (ROOT / "campaigns/data/orders.csv").read_text().strip().count("\n")
+    assert len(rows) == source_rows
+    assert {r["status"] for r in rows} == {"sent"}
+    assert all(r["message_id"] for r in rows)
+    assert "report:" in out
+
+
+def test_thousands_of_rows_through_429s_and_503s_arrive_exactly_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_backoff: list[float]) -> None:
+    campaign, expected = write_campaign(tmp_path, 3000)
+    faults = Faults(every_429=7, every_503=11, retry_after=None)
+    report = tmp_path / "report.csv"
+    with SandboxThread(api_key=KEY, sid=SID, region="IN", faults=faults) as sandbox:
+        point_at(monkeypatch, sandbox)
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+        record = sandbox.record
+
+    assert code == 0, err
+    assert no_backoff, "some requests were retried"
+    deliveries = record.deliveries()
+    assert max(deliveries.values()) == 1  # nobody got two messages
+    rows = list(read_report(report))
+    assert [int(r["row"]) for r in rows] == sorted(expected)  # every input row, in order
+    assert {int(r["row"]): r["status"] for r in rows} == expected
+    sent = {r["phone"] for r in rows if r["status"] == "sent"}
+    assert set(deliveries) == sent
+    assert all(len(a.numbers) <= 100 for a in record.accepted)
+    faulted = Counter(log.status for log in record.requests if log.fault)
+    assert faulted[429] > 0 and faulted[503] > 0
+
+
+def test_dry_run_sends_nothing_and_needs_no_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, expected = write_campaign(tmp_path, 300)
+    report = tmp_path / "dry.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        monkeypatch.setenv("KALEYRA_BASE_URL", sandbox.base_url)
+        code, out, err = run_cli("send", str(campaign), "--dry-run", "--report", str(report))
+        assert sandbox.record.requests == []
+    assert code == 0, err
+    statuses = {int(r["row"]): r["status"] for r in read_report(report)}
+    assert statuses == {row: "dry_run" if s == "sent" else s for row, s in expected.items()}
+    assert "nothing sent" in out
+    sendable = sum(1 for s in expected.values() if s == "sent")
+    assert f"{sendable:,} to send" in out
+
+
+def test_the_api_key_appears_in_no_output_report_or_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_backoff: list[float]) -> None:
+    campaign, _ = write_campaign(tmp_path, 120)
+    report = tmp_path / "r.csv"
+    faults = Faults(every_500=3, every_429=4, retry_after=None)
+    with SandboxThread(api_key=KEY, sid=SID, faults=faults) as sandbox:
+        point_at(monkeypatch, sandbox)
+        code, out, err = run_cli("send", str(campaign), "--report", str(report))
+    assert code in (0, 3)
+    files = [report, report.with_name("r.csv.journal")]
+    for text in (out, err, *(p.read_bytes().decode("latin-1") for p in files)):
+        assert KEY not in text
+
+
+def test_a_refused_key_fails_every_row_without_echoing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, expected = write_campaign(tmp_path, 50)
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key="the-right-key", sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        code, out, err = run_cli("send", str(campaign), "--report", str(report))
+        assert sandbox.record.accepted == []
+    assert code == 3
+    failed = [r for r in read_report(report) if r["status"] == "failed"]
+    assert len(failed) == sum(1 for s in expected.values() if s == "sent")
+    assert all(r["error_code"] == "HTTP401" for r in failed)
+    assert KEY not in out + err + report.read_text()
