@@ -1,0 +1,315 @@
+"""Fault injection: `campaign send` killed, stopped, or talking to a misbehaving server.
+
+Every test runs the real command in a subprocess against a sandbox on 127.0.0.1 and checks, from
+the sandbox's own record, that nobody received two messages, and from the report, that every row
+of the CSV is accounted for, once and in order.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from runner.sandbox import Faults
+from tests.integration.helpers import (
+    CampaignFiles,
+    accepted_requests,
+    assert_accounted,
+    assert_at_most_once,
+    assert_no_secret,
+    assert_sent_rows_match,
+    deliveries,
+    finish,
+    free_port,
+    make_campaign,
+    report_rows,
+    run_send,
+    sandbox,
+    start_send,
+    statuses,
+    wait_until,
+)
+
+EXIT_OK, EXIT_INVALID, EXIT_INCOMPLETE, EXIT_STOPPED = 0, 1, 3, 75
+
+
+def _check_run(files: CampaignFiles, record_deliveries: Counter[str]) -> list[dict[str, str]]:
+    rows = report_rows(files)
+    assert_accounted(files, rows)
+    assert_sent_rows_match(rows, record_deliveries)
+    return rows
+
+
+# --------------------------------------------------------------------------- killed
+
+
+def test_sigkill_mid_run_then_rerun_sends_nobody_twice(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 2000, sending={"batch_size": 50, "concurrency": 4,
+                                                    "requests_per_second": 40})
+    with sandbox(faults=Faults(latency=0.15)) as sb:
+        proc = start_send(files, sb.base_url)
+        wait_until(lambda: accepted_requests(sb.record) >= 12, proc=proc,
+                   what="12 requests accepted")
+        proc.send_signal(signal.SIGKILL)
+        killed = finish(proc)
+        assert killed.code == -signal.SIGKILL
+        before = Counter(deliveries(sb.record))
+        assert 0 < sum(before.values()) < 2000  # really killed half way
+
+        rerun = run_send(files, sb.base_url)
+        assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
+        assert "--resend-unknown" in rerun.stderr
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        counts = statuses(rows)
+        # Only the batches in flight at the kill are unknown: at most `concurrency` of them.
+        assert 0 < counts["unknown"] <= 4 * 50, counts
+        assert counts["unknown"] % 50 == 0, counts  # whole batches, never part of one
+        assert counts["sent"] + counts["unknown"] == 2000, counts
+        unknown = {r["phone"] for r in rows if r["status"] == "unknown"}
+        assert unknown <= set(before)  # in flight when killed: only rows of the first run
+
+        # Rerunning again does not touch the unknown rows.
+        again = run_send(files, sb.base_url)
+        assert again.code == EXIT_INCOMPLETE
+        assert deliveries(sb.record) == got
+
+        resend = run_send(files, sb.base_url, "--resend-unknown")
+        assert resend.code == EXIT_OK, resend.stderr
+        final = deliveries(sb.record)
+        rows = report_rows(files)
+        assert_accounted(files, rows)
+        assert statuses(rows) == Counter(sent=2000)
+        assert set(final) == set(files.phones)
+        # Asked for explicitly: only rows that were unknown may have a second message.
+        assert {n for n, c in final.items() if c > 1} <= unknown
+        assert max(final.values()) <= 2
+    assert_no_secret(killed.stderr, rerun.stdout, rerun.stderr, resend.stdout, resend.stderr,
+                     folder=tmp_path)
+
+
+# --------------------------------------------------------------------------- clean stops
+
+
+def test_sigterm_stops_within_seconds_with_a_full_report_and_the_rerun_finishes(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 2000, sending={"batch_size": 50, "concurrency": 4,
+                                                    "requests_per_second": 40})
+    with sandbox(faults=Faults(latency=0.3)) as sb:
+        proc = start_send(files, sb.base_url)
+        wait_until(lambda: accepted_requests(sb.record) >= 8, proc=proc, what="8 requests")
+        proc.send_signal(signal.SIGTERM)
+        stopped = finish(proc, timeout=10)
+        assert stopped.code == EXIT_STOPPED, stopped.stderr
+        assert stopped.seconds < 3.0  # in-flight requests take 0.3 s; grace is bounded anyway
+        assert "rerun" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        counts = statuses(rows)
+        # Requests in flight were let finish: nothing is unknown, the rest is pending.
+        assert counts["unknown"] == 0, counts
+        assert counts["pending"] > 0 and counts["sent"] > 0, counts
+        assert counts["sent"] == sum(got.values()), counts
+        assert set(counts) == {"sent", "pending"}
+
+        rerun = run_send(files, sb.base_url)
+        assert rerun.code == EXIT_OK, rerun.stderr
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        assert statuses(rows) == Counter(sent=2000)
+        assert set(got) == set(files.phones)
+    assert_no_secret(stopped.stdout, stopped.stderr, rerun.stdout, rerun.stderr,
+                     folder=tmp_path)
+
+
+def test_a_second_sigint_stops_at_once_and_loses_nothing(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 600, sending={"batch_size": 50, "concurrency": 4})
+    # Answers take 4 s: longer than the test is willing to wait for the first Ctrl-C alone.
+    with sandbox(faults=Faults(latency=4.0)) as slow:
+        proc = start_send(files, slow.base_url)
+        wait_until(lambda: accepted_requests(slow.record) >= 4, proc=proc,
+                   what="4 requests in flight")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # the first Ctrl-C has been handled: the run is draining
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        stopped = finish(proc, timeout=10)
+        first = Counter(deliveries(slow.record))
+    assert stopped.code == EXIT_STOPPED, stopped.stderr
+    assert stopped.seconds < 2.0  # not the 4 s answers, not the 5 s grace
+    assert "Traceback" not in stopped.stderr
+    rows = _check_run(files, first)
+    counts = statuses(rows)
+    # The 4 requests were accepted but never answered: unknown, whole batches; the rest pending.
+    assert counts == Counter(unknown=200, pending=400), counts
+
+    with sandbox() as fast:  # the same campaign, to a server that answers at once
+        rerun = run_send(files, fast.base_url)
+        second = deliveries(fast.record)
+    assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
+    assert not set(first) & set(second)  # the unknown rows were not sent again
+    assert max((first + second).values()) == 1
+    rows = _check_run(files, first + second)
+    assert statuses(rows) == Counter(sent=400, unknown=200)
+
+
+# --------------------------------------------------------------------------- a bad server
+
+
+def test_connections_dropped_after_the_request_was_read_are_unknown_never_resent(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 4})
+    with sandbox(faults=Faults(every_drop_after=3)) as sb:
+        first = run_send(files, sb.base_url)
+        assert first.code == EXIT_INCOMPLETE, first.stderr
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        counts = statuses(rows)
+        dropped = sum(1 for r in sb.record.requests if r.fault == "drop_after")
+        assert dropped == 20 // 3
+        assert counts == Counter(sent=1000 - 50 * dropped, unknown=50 * dropped), counts
+        # The server accepted every request, dropped ones included: each number exactly once.
+        assert set(got) == set(files.phones)
+
+        again = run_send(files, sb.base_url)
+        assert again.code == EXIT_INCOMPLETE
+        assert deliveries(sb.record) == got
+        assert statuses(report_rows(files)) == counts
+    assert_no_secret(first.stdout, first.stderr, folder=tmp_path)
+
+
+def test_connections_dropped_before_accepting_are_unknown_until_resent(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 4})
+    with sandbox(faults=Faults(every_drop_before=4)) as sb:
+        first = run_send(files, sb.base_url)
+        assert first.code == EXIT_INCOMPLETE, first.stderr
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        counts = statuses(rows)
+        assert counts == Counter(sent=1000 - 5 * 50, unknown=5 * 50), counts
+        unknown = {r["phone"] for r in rows if r["status"] == "unknown"}
+        assert not unknown & set(got)  # the client cannot tell, but these never arrived
+
+        # Four batches to resend; the sandbox's 24th request (the 4th resend) is dropped again.
+        resend = run_send(files, sb.base_url, "--resend-unknown")
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        assert statuses(rows) == Counter(sent=1000 - 50, unknown=50)
+        assert resend.code == EXIT_INCOMPLETE, resend.stderr
+
+
+def test_a_429_storm_is_waited_out_honouring_retry_after(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 300, sending={"batch_size": 50, "concurrency": 1,
+                                                   "requests_per_second": 100,
+                                                   "max_attempts": 3})
+    with sandbox(faults=Faults(every_429=2, retry_after=0.4)) as sb:
+        done = run_send(files, sb.base_url)
+        log = list(sb.record.requests)
+        got = assert_at_most_once(sb.record)
+    assert done.code == EXIT_OK, done.stderr
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=300)
+    assert set(got) == set(files.phones)
+    refused = [i for i, r in enumerate(log) if r.status == 429]
+    assert len(refused) == 5
+    for i in refused:  # nothing went out before the server's Retry-After had passed
+        assert log[i + 1].at - log[i].at >= 0.4 - 0.02, (log[i], log[i + 1])
+    assert {r["attempts"] for r in rows} == {"1", "2"}
+
+
+def test_answers_slower_than_the_timeout_are_unknown_and_never_resent(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 500, sending={"batch_size": 50, "concurrency": 4,
+                                                   "timeout": 0.3})
+    with sandbox(faults=Faults(slow_every=4, slow_latency=2.0)) as sb:
+        first = run_send(files, sb.base_url)
+        assert first.code == EXIT_INCOMPLETE, first.stderr
+        assert first.seconds < 2.0  # the client gave up; it did not wait for the slow answers
+        got = assert_at_most_once(sb.record)
+        rows = _check_run(files, got)
+        assert statuses(rows) == Counter(sent=400, unknown=100)
+        assert set(got) == set(files.phones)  # the slow requests were accepted all the same
+        assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {"TIMEOUT"}
+
+        again = run_send(files, sb.base_url)
+        assert again.code == EXIT_INCOMPLETE
+        assert deliveries(sb.record) == got  # never resent
+    assert_no_secret(first.stdout, first.stderr, folder=tmp_path)
+
+
+def test_a_server_that_is_down_at_start_and_comes_back(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 400, sending={"batch_size": 50, "concurrency": 2,
+                                                   "max_attempts": 20})
+    port = free_port()
+    proc = start_send(files, f"http://127.0.0.1:{port}")
+    wait_until(files.journal.exists, proc=proc, what="the run to start")
+    time.sleep(0.6)  # the outage: connections are refused meanwhile
+    assert proc.poll() is None  # still trying
+    with sandbox(port=port) as sb:
+        done = finish(proc, timeout=12)
+        got = assert_at_most_once(sb.record)
+    assert done.code == EXIT_OK, done.stderr
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=400)
+    assert set(got) == set(files.phones)
+    assert max(int(r["attempts"]) for r in rows) > 1  # the refused attempts were retried
+
+
+# --------------------------------------------------------------------------- resume rules
+
+
+def test_a_changed_campaign_is_refused_and_fresh_starts_over(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 2,
+                                                    "requests_per_second": 20})
+    with sandbox(faults=Faults(latency=0.1)) as sb:
+        proc = start_send(files, sb.base_url)
+        wait_until(lambda: accepted_requests(sb.record) >= 3, proc=proc, what="3 requests")
+        proc.send_signal(signal.SIGTERM)
+        assert finish(proc).code == EXIT_STOPPED
+        partial = Counter(deliveries(sb.record))
+        report_before = files.report.read_bytes()
+
+        text = files.yaml.read_text(encoding="utf-8")
+        files.yaml.write_text(text.replace("has shipped", "is on its way"), encoding="utf-8")
+        refused = run_send(files, sb.base_url)
+        assert refused.code == EXIT_INVALID
+        assert "changed" in refused.stderr and "--fresh" in refused.stderr
+        assert "report.csv.journal" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert deliveries(sb.record) == partial  # nothing sent
+        assert files.report.read_bytes() == report_before  # the report is left as it was
+
+        fresh = run_send(files, sb.base_url, "--fresh")
+        assert fresh.code == EXIT_OK, fresh.stderr
+        rows = report_rows(files)
+        assert_accounted(files, rows)
+        assert statuses(rows) == Counter(sent=1000)
+        after = deliveries(sb.record)
+        # Starting over sends the new message to everybody, once.
+        assert after - partial == Counter(dict.fromkeys(files.phones, 1))
+    aside = list(tmp_path.glob("report.csv.journal.*.old"))
+    assert len(aside) == 1
+    with sqlite3.connect(aside[0]) as old:
+        (sent,) = old.execute("SELECT count(*) FROM rows WHERE status = 'sent'").fetchone()
+    assert sent == sum(partial.values())  # the old run's record is kept, not deleted
+
+
+def test_outside_the_window_nothing_is_sent_and_it_exits_75(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    start, end = now + timedelta(hours=2), now + timedelta(hours=3)
+    window = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "timezone": "UTC"}
+    files = make_campaign(tmp_path, 300, sending={"window": window})
+    with sandbox() as sb:
+        closed = run_send(files, sb.base_url)
+        assert closed.code == EXIT_STOPPED, closed.stderr
+        assert sb.record.requests == []  # not a single request
+    assert "window" in closed.stderr and window["start"] in closed.stderr
+    assert "Traceback" not in closed.stderr
+    rows = report_rows(files)
+    assert_accounted(files, rows)
+    assert statuses(rows) == Counter(pending=300)
+
