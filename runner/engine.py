@@ -141,11 +141,14 @@ class Engine:
         attempts = 0
         began = False
 
+        last: Outcome | None = None  # the answer to the previous attempt
+
         async def attempt() -> Outcome | None:
-            nonlocal attempts, began
-            await self._limiter.acquire()
-            if self.stop_event.is_set() and not began:
-                return None  # stopped while waiting: never left, stays pending
+            nonlocal attempts, began, last
+            if not await self._acquire() or self.stop_event.is_set():
+                # Stopped before this attempt left: nothing goes out after a stop. A batch never
+                # sent stays pending; one waiting to retry keeps its last answer.
+                return last
             if not began:
                 rows = [(r.row, r.phone or "") for r in batch.recipients]
                 self._journal.begin_batch(batch.id, rows)
@@ -154,7 +157,7 @@ class Engine:
             self.stats.requests += 1
             if attempts > 1:
                 self.stats.retries += 1
-            outcome = await self._send(batch)
+            outcome = last = await self._send(batch)
             if isinstance(outcome, Transient) and outcome.retry_after:
                 self._limiter.pause_until(self._clock() + outcome.retry_after)
             return outcome
@@ -163,7 +166,7 @@ class Engine:
             stop=stop_after_attempt(self._retry.max_attempts) | self._past_deadline(started),
             wait=self._wait,
             retry=retry_if_result(self._should_retry),
-            sleep=self._sleep,
+            sleep=self._pause,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
         )
@@ -179,6 +182,38 @@ class Engine:
             self.stats.count(row.status, 1)
         if self._on_progress is not None:
             self._on_progress(self.stats)
+
+    async def _acquire(self) -> bool:
+        """A slot from the rate limiter, unless a stop comes first (then False)."""
+        if self._limiter.delay() == 0.0 and not self.stop_event.is_set():
+            await self._limiter.acquire()  # the common case: no wait, no extra tasks
+            return True
+        return await self._unless_stopped(self._limiter.acquire)
+
+    async def _pause(self, seconds: float) -> None:
+        """The wait between attempts (backoff, Retry-After), cut short by a stop."""
+        await self._unless_stopped(lambda: self._sleep(seconds))
+
+    async def _unless_stopped(self, wait: Callable[[], Awaitable[None]]) -> bool:
+        """Await ``wait()`` unless a stop comes first, which cancels it. True if it finished.
+
+        A stop must not wait out a long Retry-After pause or backoff: the grace period after a
+        signal would run out and turn batches proven unsent into ``unknown``.
+        """
+        if self.stop_event.is_set():
+            return False
+        task = asyncio.ensure_future(wait())
+        stopped = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()  # a limiter waiter cancelled takes no slot
+        if not task.done() or task.cancelled():
+            return False
+        task.result()  # re-raise what the wait raised, if anything
+        return True
 
     def _should_retry(self, outcome: Outcome | None) -> bool:
         if outcome is None or self.stop_event.is_set():

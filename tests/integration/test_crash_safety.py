@@ -313,3 +313,27 @@ def test_outside_the_window_nothing_is_sent_and_it_exits_75(tmp_path: Path) -> N
     assert_accounted(files, rows)
     assert statuses(rows) == Counter(pending=300)
 
+
+def test_sigterm_during_a_retry_after_wait_stops_at_once_and_keeps_the_batch_pending(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 300, sending={"batch_size": 50, "concurrency": 1,
+                                                   "requests_per_second": 100})
+    # The 2nd request is told to come back in 30 s: that batch is proven unsent meanwhile.
+    with sandbox(faults=Faults(every_429=2, retry_after=30)) as sb:
+        proc = start_send(files, sb.base_url)
+        wait_until(lambda: any(r.status == 429 for r in list(sb.record.requests)), proc=proc,
+                   what="a 429")
+        proc.send_signal(signal.SIGTERM)
+        stopped = finish(proc, timeout=10)
+        first = Counter(deliveries(sb.record))
+    assert stopped.code == EXIT_STOPPED, stopped.stderr
+    assert stopped.seconds < 2.0  # not the 30 s Retry-After, not the 5 s grace either
+    rows = _check_run(files, first)
+    assert statuses(rows) == Counter(sent=50, pending=250)  # the refused batch is not unknown
+
+    with sandbox() as sb:
+        rerun = run_send(files, sb.base_url)
+        second = deliveries(sb.record)
+    assert rerun.code == EXIT_OK, rerun.stderr
+    assert max((first + second).values()) == 1
+    assert statuses(report_rows(files)) == Counter(sent=300)
