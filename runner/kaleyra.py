@@ -34,7 +34,7 @@ import aiohttp
 
 from runner import __version__
 from runner.errors import InputError, display_path, error
-from runner.model import API_DOMAINS, Campaign, Encoding
+from runner.model import API_DOMAINS, Account, Campaign, Encoding
 
 SID_ENV: Final = "KALEYRA_SID"
 BASE_URL_ENV: Final = "KALEYRA_BASE_URL"
@@ -154,21 +154,26 @@ StatusOutcome = StatusAnswer | Rejected | Transient
 
 def resolve_endpoint(campaign: Campaign, env: Mapping[str, str]) -> Endpoint:
     """Where and how to call: raises InputError naming what is missing or unsafe."""
-    path = display_path(campaign.path)
-    sid = campaign.account.sid or env.get(SID_ENV, "").strip()
+    return resolve_account_endpoint(campaign.account, display_path(campaign.path), env)
+
+
+def resolve_account_endpoint(account: Account, path: str, env: Mapping[str, str]) -> Endpoint:
+    """``resolve_endpoint`` from the account alone (`campaign status` has only the journal's
+    settings); ``path`` is the campaign file as shown in messages."""
+    sid = account.sid or env.get(SID_ENV, "").strip()
     if not sid:
         msg = f"no account SID: set account.sid in the campaign or the {SID_ENV} variable"
         raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid")])
     if not _SID_RE.fullmatch(sid):
         msg = f"account SID {sid!r} is not valid (letters, digits, '_' and '-' only)"
         raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid")])
-    var = campaign.account.api_key_env
+    var = account.api_key_env
     key = env.get(var, "").strip()
     if not key:
         msg = f"the API key variable {var} is not set (or empty)"
         raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env")])
     base = env.get(BASE_URL_ENV, "").strip()
-    base_url = check_base_url(base) if base else f"https://{API_DOMAINS[campaign.account.region]}"
+    base_url = check_base_url(base) if base else f"https://{API_DOMAINS[account.region]}"
     return Endpoint(base_url=base_url, sid=sid, api_key=Secret(key))
 
 

@@ -1,0 +1,438 @@
+"""`campaign status REPORT`: ask Kaleyra what became of a report's sent messages.
+
+The report says which rows were ``sent`` and their message ids; the journal beside it
+(``<report>.journal``) holds the settings of the run that wrote it: region, SID, the variable
+that holds the key, the rate limit, concurrency, attempts and timeout. The ids are asked for up
+to 100 a request (``GET /v1/<SID>/sms/status``) under that rate limit, transient answers are
+retried with capped exponential backoff and jitter as the engine does, and the report is
+rewritten atomically with three more columns: ``delivery_status`` (Kaleyra's word),
+``delivery_detail`` and ``checked_at``.
+
+Kaleyra's statuses, as this module reads them (case, spaces and punctuation ignored)::
+
+    delivered     Delivered                             final
+    undelivered   UnDelivered, Failed, NotSent          final
+    pending       Sent and anything else, or no answer  ask again later
+
+A row whose status is already final is not asked for again (``--recheck`` asks anyway), so a
+status run repeated from cron only costs requests for what is still pending. A permanent refusal
+(a wrong key, an unknown SID) stops the run: every other request would be refused too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TextIO, cast, get_args
+
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from runner.engine import RetryPolicy
+from runner.errors import InputError, JournalError, RunnerError, display_path
+from runner.journal import JournalMeta, read_meta
+from runner.kaleyra import (
+    STATUS_BATCH,
+    Delivery,
+    Endpoint,
+    Rejected,
+    StatusAnswer,
+    StatusOutcome,
+    Transient,
+    get_status,
+    resolve_account_endpoint,
+)
+from runner.limiter import RateLimiter
+from runner.model import API_DOMAINS, Account, Region, SendingSpec
+from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
+from runner.send import journal_path
+
+# Not imported from runner.cli, which imports this module.
+EXIT_OK, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 3
+
+DELIVERY_COLUMNS: tuple[str, ...] = ("delivery_status", "delivery_detail", "checked_at")
+NOT_IN_ANSWER = "not in Kaleyra's answer yet"
+
+Verdict = Literal["delivered", "undelivered", "pending"]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+_FINAL: Mapping[str, Verdict] = {
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "undelivered",
+    "notsent": "undelivered",
+}
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+_REPORT_STATUSES = frozenset(get_args(ReportStatus))
+
+
+def verdict(delivery_status: str) -> Verdict:
+    """What a Kaleyra status means here: 'Not Sent', 'NOTSENT' and 'NotSent' are one word."""
+    return _FINAL.get(_NOT_LETTERS.sub("", delivery_status.lower()), "pending")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- settings from the journal -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    campaign: str  # the campaign file, as shown in messages
+    account: Account
+    requests_per_second: float | None
+    concurrency: int
+    max_attempts: int
+    timeout: float
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def settings_from_meta(meta: JournalMeta, journal: Path) -> StatusSettings:
+    """The run's settings, checked: a journal from elsewhere must not give a traceback."""
+    s, shown, spec = meta.settings, display_path(journal), SendingSpec()
+
+    def bad(key: str, want: str) -> JournalError:
+        return JournalError(f"{shown}: the journal's setting {key!r} is {s.get(key)!r}, not "
+                            f"{want} (was it written by another version of runner?)")
+
+    region = s.get("region")
+    if region not in API_DOMAINS:
+        raise bad("region", "one of " + ", ".join(API_DOMAINS))
+    sid = s.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise bad("sid", "a SID or null")
+    key_env = s.get("api_key_env", Account.__dataclass_fields__["api_key_env"].default)
+    if not isinstance(key_env, str) or not key_env:
+        raise bad("api_key_env", "the name of a variable")
+    rate = s.get("requests_per_second", spec.requests_per_second)
+    if rate is not None and not (_number(rate) and cast(float, rate) > 0):
+        raise bad("requests_per_second", "a number above 0")
+    ints = {k: s.get(k, getattr(spec, k)) for k in ("concurrency", "max_attempts")}
+    for key, value in ints.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise bad(key, "a whole number of at least 1")
+    timeout = s.get("timeout", spec.timeout)
+    if not (_number(timeout) and cast(float, timeout) > 0):
+        raise bad("timeout", "a number of seconds above 0")
+    campaign = s.get("campaign")
+    return StatusSettings(
+        campaign=display_path(campaign) if isinstance(campaign, str) and campaign else shown,
+        account=Account(region=cast(Region, region), sid=sid or None, api_key_env=key_env),
+        requests_per_second=None if rate is None else float(cast(float, rate)),
+        concurrency=cast(int, ints["concurrency"]),
+        max_attempts=cast(int, ints["max_attempts"]),
+        timeout=float(cast(float, timeout)),
+    )
+
+
+def load_settings(report: Path) -> StatusSettings:
+    journal = journal_path(report)
+    if not journal.exists():
+        raise JournalError(f"{display_path(report)}: no journal beside it "
+                           f"({display_path(journal)}): `campaign status` needs a report written "
+                           "by `campaign send` (not --dry-run), with its journal")
+    return settings_from_meta(read_meta(journal), journal)
+
+
+# --- reading the report ------------------------------------------------------------------------
+
+
+def _whole(value: str, name: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{where}: {name} {value!r} is not a whole number") from None
+
+
+def report_rows(report: Path) -> Iterator[ReportRow]:
+    """The report's rows as records; a cell that is not what a report holds is an InputError."""
+    shown = display_path(report)
+    for line, cells in enumerate(read_report(report), start=2):
+        where = f"{shown}:{line}"
+        status = cells["status"]
+        if status not in _REPORT_STATUSES:
+            raise InputError(f"{where}: status {status!r} is not a report status "
+                             f"({', '.join(sorted(_REPORT_STATUSES))})")
+        extra = {k: v for k, v in cells.items() if k not in REPORT_COLUMNS}
+        yield ReportRow(
+            row=_whole(cells["row"], "row", where), phone=cells["phone"],
+            status=cast(ReportStatus, status), message_id=cells["message_id"],
+            batch_id=cells["batch_id"], error_code=cells["error_code"], error=cells["error"],
+            attempts=_whole(cells["attempts"] or "0", "attempts", where),
+            sent_at=cells["sent_at"], extra=extra)
+
+
+@dataclass(slots=True)
+class ReportScan:
+    extra_columns: tuple[str, ...] = ()  # the report's own extra columns, in order
+    to_ask: list[str] = field(default_factory=list)  # message ids, each once, in report order
+    sent: int = 0
+    already_final: int = 0
+
+
+def scan(report: Path, *, recheck: bool) -> ReportScan:
+    """One pass over the report: which ids to ask for (and a check of every row before asking)."""
+    found = ReportScan()
+    seen: set[str] = set()
+    for i, r in enumerate(report_rows(report)):
+        if i == 0:
+            found.extra_columns = tuple(r.extra)
+        if r.status != "sent":
+            continue
+        found.sent += 1
+        if not recheck and verdict(r.extra.get("delivery_status", "")) != "pending":
+            found.already_final += 1
+        elif r.message_id and r.message_id not in seen:
+            seen.add(r.message_id)
+            found.to_ask.append(r.message_id)
+    return found
+
+
+# --- asking Kaleyra ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PollResult:
+    deliveries: dict[str, Delivery] = field(default_factory=dict)  # message_id -> answer
+    missing: set[str] = field(default_factory=set)  # asked, answered, but not mentioned
+    unchecked: dict[str, str] = field(default_factory=dict)  # message_id -> why not
+    refused: Rejected | None = None
+    requests: int = 0
+    retries: int = 0
+
+
+class Poller:
+    """Asks for ids in chunks: a rate limiter, ``concurrency`` workers, tenacity retries."""
+
+    def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint,
+                 settings: StatusSettings, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep, retry: RetryPolicy | None = None) -> None:
+        self._session, self._endpoint, self._settings = session, endpoint, settings
+        self._clock, self._sleep = clock, sleep
+        self._retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
+        self._limiter = RateLimiter(settings.requests_per_second, clock=clock, sleep=sleep)
+        self.result = PollResult()
+
+    async def run(self, message_ids: Sequence[str]) -> PollResult:
+        chunks = iter([message_ids[i:i + STATUS_BATCH]
+                       for i in range(0, len(message_ids), STATUS_BATCH)])
+        workers = [self._worker(chunks) for _ in range(self._settings.concurrency)]
+        await asyncio.gather(*workers)
+        return self.result
+
+    async def _worker(self, chunks: Iterator[Sequence[str]]) -> None:
+        for chunk in chunks:  # workers share the iterator: each chunk is taken once
+            if self.result.refused is not None:
+                self._unchecked(chunk, "not asked: an earlier status request was refused")
+                continue
+            self._record(chunk, await self._ask(chunk))
+
+    async def _ask(self, chunk: Sequence[str]) -> StatusOutcome:
+        attempts = 0
+
+        async def attempt() -> StatusOutcome:
+            nonlocal attempts
+            await self._limiter.acquire()
+            attempts += 1
+            self.result.requests += 1
+            if attempts > 1:
+                self.result.retries += 1
+            outcome = await get_status(self._session, self._endpoint, chunk,
+                                       timeout=self._settings.timeout)
+            if isinstance(outcome, Transient) and outcome.retry_after:
+                self._limiter.pause_until(self._clock() + outcome.retry_after)  # for everybody
+            return outcome
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.max_attempts),
+            wait=self._wait,
+            retry=retry_if_result(lambda o: isinstance(o, Transient)),
+            sleep=self._sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            reraise=True,
+        )
+        outcome: StatusOutcome = await retrying(attempt)
+        return outcome
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_random_exponential(multiplier=self._retry.backoff_base,
+                                          max=self._retry.backoff_cap)(state)
+        outcome = state.outcome.result() if state.outcome is not None else None
+        if isinstance(outcome, Transient) and outcome.retry_after:
+            return max(backoff, outcome.retry_after)
+        return backoff
+
+    def _record(self, chunk: Sequence[str], outcome: StatusOutcome) -> None:
+        if isinstance(outcome, StatusAnswer):
+            self.result.deliveries.update(outcome.deliveries)
+            self.result.missing.update(outcome.missing)
+        elif isinstance(outcome, Rejected):
+            self.result.refused = self.result.refused or outcome
+            self._unchecked(chunk, f"status request refused: {outcome.message}")
+        else:
+            self._unchecked(chunk, f"not checked after {self._retry.max_attempts} attempts: "
+                                   f"{outcome.message}")
+
+    def _unchecked(self, chunk: Sequence[str], why: str) -> None:
+        self.result.unchecked.update(dict.fromkeys(chunk, why))
+
+
+async def poll(endpoint: Endpoint, settings: StatusSettings, message_ids: Sequence[str], *,
+               clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+               retry: RetryPolicy | None = None) -> PollResult:
+    connector = aiohttp.TCPConnector(limit=settings.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        poller = Poller(session, endpoint, settings, clock=clock, sleep=sleep, retry=retry)
+        return await poller.run(message_ids)
+
+
+# --- the whole check ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StatusResult:
+    report: Path
+    sent: int = 0  # sent rows in the report
+    asked: int = 0  # message ids asked for in this run
+    already_final: int = 0  # sent rows left alone: final at an earlier check
+    verdicts: Counter[str] = field(default_factory=Counter)  # sent rows: delivered, ...
+    statuses: Counter[str] = field(default_factory=Counter)  # sent rows by Kaleyra's word
+    unchecked: int = 0  # ids asked for that got no answer (transient trouble, refusal)
+    refused: Rejected | None = None
+    requests: int = 0
+    retries: int = 0
+    written: bool = False  # the report was rewritten
+
+
+def updated(r: ReportRow, polled: PollResult, checked_at: str) -> ReportRow:
+    """The row with what this check learnt; rows not asked about keep their columns."""
+    mid = r.message_id
+    if r.status != "sent" or not mid or mid in polled.unchecked:
+        return r
+    extra = dict(r.extra)
+    answer = polled.deliveries.get(mid)
+    if answer is not None:
+        extra.update(delivery_status=answer.status, delivery_detail=answer.detail)
+    elif mid in polled.missing:
+        extra["delivery_detail"] = NOT_IN_ANSWER
+    else:
+        return r  # not asked (final already)
+    extra["checked_at"] = checked_at
+    return ReportRow(r.row, r.phone, r.status, r.message_id, r.batch_id, r.error_code, r.error,
+                     r.attempts, r.sent_at, extra)
+
+
+def check_delivery(report: Path, env: Mapping[str, str], *, recheck: bool = False,
+                   clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                   now: Callable[[], str] = _now_iso,
+                   retry: RetryPolicy | None = None) -> StatusResult:
+    """Poll the delivery status of ``report``'s sent rows and rewrite it with what was learnt."""
+    found = scan(report, recheck=recheck)  # the report first: its errors are the likelier ones
+    settings = load_settings(report)
+    result = StatusResult(report, sent=found.sent, asked=len(found.to_ask),
+                          already_final=found.already_final)
+    polled = PollResult()
+    if found.to_ask:
+        endpoint = resolve_account_endpoint(settings.account, settings.campaign, env)
+        polled = asyncio.run(poll(endpoint, settings, found.to_ask, clock=clock, sleep=sleep,
+                                  retry=retry))
+        result.requests, result.retries = polled.requests, polled.retries
+        result.unchecked, result.refused = len(polled.unchecked), polled.refused
+    checked_at = now()
+    rows: Iterator[ReportRow] = (updated(r, polled, checked_at) for r in report_rows(report))
+    if found.to_ask and len(polled.unchecked) < len(found.to_ask):  # something was learnt
+        columns = found.extra_columns + tuple(c for c in DELIVERY_COLUMNS
+                                              if c not in found.extra_columns)
+        rows = _counting(rows, result)
+        write_report(report, rows, extra_columns=columns)
+        result.written = True
+    else:
+        for _ in _counting(rows, result):
+            pass
+    return result
+
+
+def _counting(rows: Iterator[ReportRow], result: StatusResult) -> Iterator[ReportRow]:
+    for r in rows:
+        if r.status == "sent":
+            word = r.extra.get("delivery_status", "")
+            result.verdicts[verdict(word)] += 1
+            result.statuses[word or "(no status yet)"] += 1
+        yield r
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", metavar="REPORT",
+                        help="a delivery report written by `campaign send` (its journal beside it)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="ask again for rows whose delivery status is already final")
+
+
+def summary(result: StatusResult) -> str:
+    """e.g. 'delivery  26 sent rows: 24 Delivered, 2 UnDelivered (26 ids asked in 1 request)'."""
+    words = sorted(result.statuses.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = ", ".join(f"{n:,} {word}" for word, n in words)
+    line = f"delivery  {result.sent:,} sent row{'s' if result.sent != 1 else ''}"
+    line += f": {parts}" if parts else ""
+    asked = f"{result.asked:,} id{'s' if result.asked != 1 else ''} asked in {result.requests:,} "
+    asked += "request" if result.requests == 1 else "requests"
+    if result.retries:
+        asked += f" ({result.retries:,} {'retry' if result.retries == 1 else 'retries'})"
+    if result.already_final:
+        asked += f"; {result.already_final:,} final before"
+    return f"{line} ({asked})"
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Exit 0 when every sent row is delivered; 3 when some are undelivered or still pending;
+    1 for bad input or a refused request."""
+    report = Path(args.report)
+    try:
+        result = check_delivery(report, os.environ, recheck=bool(args.recheck))
+    except RunnerError as exc:
+        for d in getattr(exc, "diagnostics", ()):
+            print(d.format_text(), file=err)
+        print(f"error: {exc}", file=err)
+        return EXIT_INVALID
+    return finish_status(result, out, err)
+
+
+def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
+    print(summary(result), file=err)
+    if result.written:
+        print(f"report: {display_path(result.report)}", file=out)
+    if result.refused is not None:
+        print(f"error: Kaleyra refused the status request ({result.refused.code}): "
+              f"{result.refused.message}", file=err)
+        return EXIT_INVALID
+    if result.sent == 0:
+        print("no sent rows: nothing to check", file=err)
+        return EXIT_OK
+    if result.unchecked:
+        print(f"{result.unchecked:,} ids could not be checked (the API kept failing); run "
+              "`campaign status` again later", file=err)
+    undelivered, pending = result.verdicts["undelivered"], result.verdicts["pending"]
+    if pending:
+        print(f"{pending:,} not final yet: run `campaign status` again later", file=err)
+    if undelivered:
+        print(f"{undelivered:,} not delivered: see delivery_status and delivery_detail in the "
+              "report", file=err)
+    return EXIT_INCOMPLETE if undelivered or pending else EXIT_OK
