@@ -191,8 +191,15 @@ def _send_to_sandbox(check: CampaignCheck, options: SendOptions, args: argparse.
 def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: TextIO,
           err: TextIO) -> int:
     assert check.campaign is not None and check.summary is not None
-    outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid)
-    return finish_send(outcome, check.campaign.sending.window, out, err)
+    window = check.campaign.sending.window
+
+    def on_wait(opens_at: datetime) -> None:
+        print(f"waiting for the send window: {describe(window, datetime.now(UTC))} "
+              "(Ctrl-C or SIGTERM stops; rerun to resume)", file=err, flush=True)
+
+    outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid,
+                            on_wait=on_wait)
+    return finish_send(outcome, window, out, err)
 
 
 def finish_send(outcome: RunOutcome, window: Window | None, out: TextIO, err: TextIO) -> int:

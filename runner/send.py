@@ -172,8 +172,13 @@ def send_campaign(
     *,
     to_send: int,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_wait: Callable[[datetime], None] | None = None,
 ) -> RunOutcome:
-    """Send (or resume) the campaign and write its report. Blocks until done or stopped."""
+    """Send (or resume) the campaign and write its report. Blocks until done or stopped.
+
+    With ``options.wait`` and the window closed, ``on_wait`` is told when it opens, then the run
+    waits for it; a signal meanwhile stops the run like any other (exit 75, full report).
+    """
     started = time.monotonic()
     journal = Journal.open(journal_path(options.report), fingerprint(campaign),
                            fresh=options.fresh, settings=journal_settings(campaign))
@@ -186,8 +191,8 @@ def send_campaign(
                               run_number=journal.run_number, unknown_from_before=unknown_before)
         skip = rows_to_skip(journal, options)
         stats, stopped = asyncio.run(
-            _send_async(campaign, endpoint, journal, skip, options, to_send=max(0, to_send),
-                        now=now)
+            _send_async(campaign, endpoint, journal, skip, to_send=max(0, to_send), now=now,
+                        on_wait=on_wait)
         )
         counts = _write_journal_report(campaign, options.report, journal)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
@@ -208,15 +213,61 @@ async def _send_async(
     endpoint: Endpoint,
     journal: Journal,
     skip: set[int],
-    options: SendOptions,
     *,
     to_send: int,
     now: Callable[[], datetime],
+    on_wait: Callable[[datetime], None] | None,
 ) -> tuple[EngineStats, bool]:
+    """Run the engine under the signal handlers: (stats, whether the run was cut short).
+
+    The handlers are in place before anything else, the wait for the window included. A first
+    signal stops the engine (requests in flight get STOP_GRACE_SECONDS to finish); a signal
+    while waiting for the window, or a second one, stops at once.
+    """
+    loop = asyncio.get_running_loop()
+    engines: list[Engine] = []  # the engine, once waiting for the window is over
+    main = asyncio.ensure_future(
+        _wait_then_send(campaign, endpoint, journal, skip, to_send=to_send, now=now,
+                        on_wait=on_wait, engines=engines))
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1 and engines:
+            engines[0].stop()
+            loop.call_later(STOP_GRACE_SECONDS, main.cancel)
+        else:
+            main.cancel()  # nothing in flight yet, or a second Ctrl-C: the journal keeps the rest
+
+    handled = _install_signal_handlers(loop, on_signal)
+    try:
+        stopped = await main
+    except asyncio.CancelledError:
+        stopped = True
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    return (engines[0].stats if engines else EngineStats()), stopped
+
+
+async def _wait_then_send(
+    campaign: Campaign,
+    endpoint: Endpoint,
+    journal: Journal,
+    skip: set[int],
+    *,
+    to_send: int,
+    now: Callable[[], datetime],
+    on_wait: Callable[[datetime], None] | None,
+    engines: list[Engine],
+) -> bool:
     sending = campaign.sending
     loop = asyncio.get_running_loop()
     state = window_state(sending.window, now())
     if not state.open and state.opens_at is not None:  # --wait
+        if on_wait is not None:
+            on_wait(state.opens_at)
         await asyncio.sleep(max(0.0, (state.opens_at - now()).total_seconds()))
         state = window_state(sending.window, now())
 
@@ -241,33 +292,20 @@ async def _send_async(
             on_progress=lambda s: progress.update(s.rows_done, requests=s.requests,
                                                   retries=s.retries),
         )
+        engines.append(engine)
         batches = plan_batches(open_recipients(campaign.recipients), campaign, skip=skip,
                                id_prefix=f"r{journal.run_number}-b")
-        run = asyncio.ensure_future(engine.run(batches))
-        signals_seen = 0
-
-        def on_signal() -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen == 1:
-                engine.stop()
-                loop.call_later(STOP_GRACE_SECONDS, run.cancel)
-            else:
-                run.cancel()  # a second Ctrl-C: stop now; the journal keeps what it knows
-
-        handled = _install_signal_handlers(loop, on_signal)
+        closing = None
         if state.closes_at is not None:
-            loop.call_later(max(0.0, (state.closes_at - now()).total_seconds()), engine.stop)
+            delay = max(0.0, (state.closes_at - now()).total_seconds())
+            closing = loop.call_later(delay, engine.stop)
         try:
-            result = await run
-            stopped = result.stopped
-        except asyncio.CancelledError:
-            stopped = True
+            result = await engine.run(batches)
         finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+            if closing is not None:
+                closing.cancel()
             progress.close()
-        return engine.stats, stopped
+        return result.stopped
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]

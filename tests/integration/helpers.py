@@ -138,16 +138,30 @@ def send_env(base_url: str, *, api_key: str = TEST_API_KEY) -> dict[str, str]:
 
 
 def start_send(files: CampaignFiles, base_url: str, *args: str,
-               env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """``python -m runner send CAMPAIGN ARGS`` in the campaign's folder, output captured."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", "send", str(files.yaml), *args],
-        cwd=files.yaml.parent,
-        env=dict(env) if env is not None else send_env(base_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+               env: Mapping[str, str] | None = None,
+               stderr_to: Path | None = None) -> subprocess.Popen[str]:
+    """``python -m runner send CAMPAIGN ARGS`` in the campaign's folder, output captured.
+
+    ``stderr_to``: write stderr to this file instead of a pipe, so a test can watch it while the
+    process runs (``finish`` then reads it back).
+    """
+    stderr: Any = subprocess.PIPE
+    if stderr_to is not None:
+        stderr = stderr_to.open("w", encoding="utf-8")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "send", str(files.yaml), *args],
+            cwd=files.yaml.parent,
+            env=dict(env) if env is not None else send_env(base_url),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    finally:
+        if stderr_to is not None:
+            stderr.close()  # the child has its own copy
+    proc.stderr_path = stderr_to  # type: ignore[attr-defined]
+    return proc
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +180,10 @@ def finish(proc: subprocess.Popen[str], timeout: float = 15.0) -> Finished:
         proc.kill()
         out, err = proc.communicate()
         raise AssertionError(f"`campaign send` did not finish in {timeout} s\n{err}") from None
-    return Finished(proc.returncode, out, err, time.monotonic() - started)
+    path: Path | None = getattr(proc, "stderr_path", None)
+    if path is not None:
+        err = path.read_text(encoding="utf-8")
+    return Finished(proc.returncode, out, err or "", time.monotonic() - started)
 
 
 def run_send(files: CampaignFiles, base_url: str, *args: str, timeout: float = 15.0,

@@ -337,3 +337,27 @@ def test_sigterm_during_a_retry_after_wait_stops_at_once_and_keeps_the_batch_pen
     assert rerun.code == EXIT_OK, rerun.stderr
     assert max((first + second).values()) == 1
     assert statuses(report_rows(files)) == Counter(sent=300)
+
+
+def test_a_signal_while_waiting_for_the_window_stops_cleanly_with_exit_75(
+        tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    start, end = now + timedelta(hours=2), now + timedelta(hours=3)
+    window = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "timezone": "UTC"}
+    files = make_campaign(tmp_path, 300, sending={"window": window})
+    log = tmp_path / "stderr.txt"
+    with sandbox() as sb:
+        proc = start_send(files, sb.base_url, "--wait", stderr_to=log)
+        # --wait says what it waits for, so someone watching a CI log knows why nothing moves.
+        wait_until(lambda: "waiting" in log.read_text(encoding="utf-8"), proc=proc,
+                   what="the waiting message")
+        assert window["start"] in log.read_text(encoding="utf-8")
+        proc.send_signal(signal.SIGTERM)
+        stopped = finish(proc, timeout=10)
+        assert sb.record.requests == []
+    assert stopped.code == EXIT_STOPPED, stopped.stderr
+    assert stopped.seconds < 2.0
+    assert "Traceback" not in stopped.stderr
+    rows = report_rows(files)
+    assert_accounted(files, rows)
+    assert statuses(rows) == Counter(pending=300)
