@@ -1,28 +1,467 @@
 """Streaming recipient rows: CSV reading, phone normalisation, dedup and suppression.
 
-INTERFACE (owned by the recipients helper; other modules rely on exactly this):
+``open_recipients(spec)`` gives a ``RecipientStream``; iterating it reads the CSV one record at a
+time and yields one ``Recipient`` per data row, in source order, each with a status:
 
-    RowStatus = Literal["ok", "invalid", "duplicate", "suppressed"]
+- ``invalid``: the row has more or fewer fields than the header, holds bytes that are not UTF-8
+  or a NUL, or its number is not valid (``reason`` says which, in words);
+- ``duplicate``: an earlier row has the same number once normalised (the first row wins);
+- ``suppressed``: the first row of a number that is on a suppression list;
+- ``ok``: to be sent.
 
-    @dataclass(frozen=True, slots=True)
-    class Recipient:
-        row: int                 # line number where the record starts in the source CSV
-        raw_phone: str           # the cell as written
-        phone: str | None        # E.164 ("+919812345678") when valid, else None
-        status: RowStatus
-        fields: Mapping[str, str]  # the CSV record by column name (for placeholders)
-        reason: str = ""         # why invalid / suppressed / duplicate (human words)
+The file is read by ``runner.csvfile`` (``utf-8-sig``, the delimiter sniffed from the header
+line, undecodable bytes kept to the row they spoil). ``row`` is the line where a record starts
+(the header is line 1; quoted fields may span lines). Blank lines are not data rows, nor are
+rows whose cells are all empty.
 
-    class RecipientStream:
-        # Iterating yields one Recipient per data row of the source CSV, in order, streaming.
-        # Problems with the file as a whole (missing phone column, unreadable file, empty file)
-        # are Diagnostics in .diagnostics and the stream yields nothing; per-row problems
-        # (ragged rows, undecodable bytes, invalid numbers) yield an "invalid" Recipient and
-        # are counted.
-        columns: tuple[str, ...]          # header, available once iteration has started
-        diagnostics: list[Diagnostic]
-        stats: RecipientStats             # counts, filled while iterating
+Problems with a file as a whole (missing, empty, binary, no phone column, no data rows) are
+error ``Diagnostic``s in ``stream.diagnostics`` and the stream yields nothing. The first
+``MAX_ROW_DIAGNOSTICS`` invalid rows also get a warning each, then one line with the rest's count.
 
-    def open_recipients(spec: RecipientsSpec, *, display_root: Path | None = None) -> RecipientStream
-    def read_columns(spec) -> tuple[tuple[str, ...], list[Diagnostic]]   # header only, cheap
+Memory stays flat: rows are never kept; numbers seen are held as integers (E.164 digits) in
+``_FirstRows``, an open-addressing table over two flat arrays (12 bytes a slot, at most half
+full), not a dict of strings.
 """
+
+from __future__ import annotations
+
+import csv
+import difflib
+import itertools
+import os
+from array import array
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final, Literal
+
+from runner.csvfile import (
+    SURROGATE,
+    OpenedCsv,
+    blank,
+    check_bytes,
+    clean_cell,
+    csv_problem,
+    open_csv,
+    plain_ascii,
+    record_problem,
+    sniff_delimiter,
+)
+from runner.errors import Diagnostic, display_path, error, warning
+from runner.model import RecipientsSpec
+from runner.phones import explain, normalise, normaliser
+
+__all__ = [
+    "MAX_ROW_DIAGNOSTICS",
+    "Recipient",
+    "RecipientStats",
+    "RecipientStream",
+    "RowStatus",
+    "open_recipients",
+    "read_columns",
+    "stats_diagnostics",
+]
+
+RowStatus = Literal["ok", "invalid", "duplicate", "suppressed"]
+MAX_ROW_DIAGNOSTICS = 20  # per-row warnings before a summary line
+FIRST_INVALID_KEPT = 5  # invalid line numbers quoted in the stats
+_LONG_RECORD = 3  # a record running over more lines than this gets a warning
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    row: int  # line number where the record starts in the source CSV
+    raw_phone: str  # the cell as written
+    phone: str | None  # E.164 ("+919812345678") when valid, else None
+    status: RowStatus
+    fields: Mapping[str, str]  # the CSV record by column name (for placeholders)
+    reason: str = ""  # why invalid / suppressed / duplicate (human words)
+
+
+def _recipient_factory() -> Callable[..., Recipient]:
+    # Recipient(...) sets each field through the frozen guard's generic setattr; setting the
+    # slots directly builds the same object in half the time, which shows at a million rows.
+    setters = [Recipient.__dict__[name].__set__
+               for name in ("row", "raw_phone", "phone", "status", "fields", "reason")]
+    s_row, s_raw, s_phone, s_status, s_fields, s_reason = setters
+    new = object.__new__
+
+    def make(row: int, raw_phone: str, phone: str | None, status: RowStatus,
+             fields: Mapping[str, str], reason: str = "") -> Recipient:
+        made: Recipient = new(Recipient)
+        s_row(made, row)
+        s_raw(made, raw_phone)
+        s_phone(made, phone)
+        s_status(made, status)
+        s_fields(made, fields)
+        s_reason(made, reason)
+        return made
+
+    return make
+
+
+_recipient = _recipient_factory()
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientStats:
+    total: int = 0
+    ok: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+    suppressed: int = 0
+    first_invalid_rows: tuple[int, ...] = ()  # the first few invalid rows' line numbers
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        return {"ok": self.ok, "invalid": self.invalid, "duplicate": self.duplicate,
+                "suppressed": self.suppressed}
+
+    @property
+    def invalid_ratio(self) -> float:
+        return self.invalid / self.total if self.total else 0.0
+
+
+def open_recipients(spec: RecipientsSpec, *, display_root: Path | None = None) -> RecipientStream:
+    """A stream over the recipients of ``spec``; nothing is read until it is iterated."""
+    return RecipientStream(spec, display_root=display_root)
+
+
+def read_columns(spec: RecipientsSpec) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    """The header of the recipients CSV, and what is wrong with the file as a whole.
+
+    Cheap: reads the first lines only. Reports a file that is missing, empty, binary or not
+    UTF-8, and header warnings (duplicate column names). It does not judge the phone column
+    (the caller knows where that setting lives) nor whether data rows follow.
+    """
+    shown = display_path(spec.source)
+    opened = open_csv(spec.source, shown, what="recipients file")
+    if isinstance(opened, Diagnostic):
+        return (), [opened]
+    with opened.file:
+        return opened.columns, list(opened.warnings)
+
+
+def stats_diagnostics(stats: RecipientStats, spec: RecipientsSpec,
+                      source_display: str) -> list[Diagnostic]:
+    """The campaign-level verdict on the recipients once the stream has been read."""
+    if stats.total == 0:
+        return []  # the stream already said why (empty file, no data rows)
+    if stats.ok == 0:
+        return [error(f"no recipients left to send to: {_breakdown(stats)}", source_display,
+                      field="recipients.source")]
+    if stats.invalid == 0:
+        return []
+    lines = ", ".join(str(n) for n in stats.first_invalid_rows)
+    more = ", ..." if stats.invalid > len(stats.first_invalid_rows) else ""
+    share = f"{stats.invalid:,} of {stats.total:,} rows are invalid ({stats.invalid_ratio:.1%})"
+    if stats.invalid_ratio > spec.max_invalid_ratio:
+        return [error(f"{share}, above max_invalid_ratio {spec.max_invalid_ratio:.0%} "
+                      f"(lines {lines}{more})", source_display,
+                      field="recipients.max_invalid_ratio")]
+    return [warning(f"{share}: they will be skipped (lines {lines}{more})", source_display)]
+
+
+def _breakdown(stats: RecipientStats) -> str:
+    parts = [f"{stats.total:,} rows"]
+    for label, count in (("invalid", stats.invalid), ("duplicate", stats.duplicate),
+                         ("suppressed", stats.suppressed)):
+        if count:
+            parts.append(f"{count:,} {label}")
+    return ", ".join(parts)
+
+
+class RecipientStream:
+    """Iterating yields one Recipient per data row, in order, streaming (see the module doc)."""
+
+    def __init__(self, spec: RecipientsSpec, *, display_root: Path | None = None) -> None:
+        self.spec = spec
+        self.display_root = display_root
+        self.source_display = self._show(spec.source)
+        self.columns: tuple[str, ...] = ()
+        self.diagnostics: list[Diagnostic] = []
+        self._counts = [0, 0, 0, 0]  # ok, invalid, duplicate, suppressed
+        self._first_invalid: list[int] = []
+        self._long_records = 0
+
+    @property
+    def stats(self) -> RecipientStats:
+        ok, invalid, duplicate, suppressed = self._counts
+        return RecipientStats(ok + invalid + duplicate + suppressed, ok, invalid, duplicate,
+                              suppressed, tuple(self._first_invalid))
+
+    def _show(self, path: Path) -> str:
+        if self.display_root is None:
+            return display_path(path)
+        return os.path.relpath(path, self.display_root)
+
+    def __iter__(self) -> Iterator[Recipient]:
+        self.diagnostics = []
+        self._counts = [0, 0, 0, 0]
+        self._first_invalid = []
+        self._long_records = 0
+        spec, shown = self.spec, self.source_display
+        opened = open_csv(spec.source, shown, what="recipients file")
+        if isinstance(opened, Diagnostic):
+            self.diagnostics.append(opened)
+            return
+        with opened.file:
+            self.columns = opened.columns
+            if spec.phone_column not in opened.columns:
+                self.diagnostics.append(_no_phone_column(spec.phone_column, opened.columns, shown))
+                return
+            suppression = self._load_suppression()
+            if suppression is None:
+                return
+            yield from self._rows(opened, suppression)
+        if sum(self._counts) == 0:
+            self.diagnostics.append(error(f"{shown} has no data rows", shown, 1,
+                                          field="recipients.source"))
+        elif self._counts[1] > MAX_ROW_DIAGNOSTICS:
+            rest = self._counts[1] - MAX_ROW_DIAGNOSTICS
+            self.diagnostics.append(warning(f"{rest:,} more invalid rows (not shown)", shown))
+
+    def _load_suppression(self) -> _Suppression | None:
+        lists = _Suppression()
+        for index, path in enumerate(self.spec.exclude):
+            found = _read_suppression(path, self._show(path), self.spec, lists, index)
+            self.diagnostics += found
+            if any(d.severity == "error" for d in found):
+                return None
+        return lists
+
+    def _rows(self, opened: OpenedCsv, suppression: _Suppression) -> Iterator[Recipient]:
+        # The hot loop: everything it touches is a local.
+        columns, ncols = opened.columns, len(opened.columns)
+        phone_at = columns.index(self.spec.phone_column)
+        country = self.spec.default_country
+        to_e164 = normaliser(country)
+        counts = self._counts
+        seen = _FirstRows()
+        keys, rows, mask = seen.keys, seen.rows, seen.mask
+        blocked = suppression.numbers
+        reader = opened.reader
+        prev_end = opened.header_end
+        dirty = not plain_ascii(self.spec.source)
+        while True:
+            try:
+                for rec in reader:
+                    start, prev_end = prev_end + 1, reader.line_num
+                    # Only a file with bytes beyond ASCII (or a NUL) needs each row decoded-checked.
+                    if len(rec) != ncols or (
+                        dirty and (not (joined := "".join(rec)).isascii() or "\x00" in joined)
+                    ):
+                        if not rec or blank(rec):
+                            continue
+                        bad = record_problem(rec, ncols, start, prev_end)
+                        if bad is not None:
+                            counts[1] += 1
+                            yield self._invalid(start, rec, columns, phone_at, bad, None)
+                            continue
+                    if prev_end != start:
+                        bad = self._spanning(rec, start, prev_end)
+                        if bad is not None:
+                            counts[1] += 1
+                            yield self._invalid(start, rec, columns, phone_at, bad, None)
+                            continue
+                    raw = rec[phone_at]
+                    e164 = to_e164(raw)
+                    if e164 is None:
+                        if not raw.strip() and blank(rec):
+                            continue
+                        counts[1] += 1
+                        yield self._invalid(start, rec, columns, phone_at, explain(raw, country),
+                                            self.spec.phone_column)
+                        continue
+                    key = int(e164[1:])
+                    fields = dict(zip(columns, rec, strict=False))
+                    # _FirstRows.first_row, inlined.
+                    slot = ((key * _GOLDEN) >> 20) & mask
+                    while True:
+                        found = keys[slot]
+                        if found == key or not found:
+                            break
+                        slot = (slot + 1) & mask
+                    if found:
+                        counts[2] += 1
+                        yield _recipient(start, raw, e164, "duplicate", fields,
+                                         f"same number as row {rows[slot]}")
+                        continue
+                    keys[slot] = key
+                    rows[slot] = start
+                    seen.size += 1
+                    if seen.size * 2 > mask:
+                        seen.grow(_expected_numbers(opened, sum(counts), seen.size))
+                        keys, rows, mask = seen.keys, seen.rows, seen.mask
+                    if key in blocked:
+                        counts[3] += 1
+                        yield _recipient(start, raw, e164, "suppressed", fields,
+                                        f"on suppression list {suppression.name_of(key)}")
+                    else:
+                        counts[0] += 1
+                        yield _recipient(start, raw, e164, "ok", fields)
+                return
+            except csv.Error as exc:
+                # The reader drops the rest of the failing line and carries on with the next.
+                start, prev_end = prev_end + 1, reader.line_num
+                counts[1] += 1
+                yield self._invalid(start, [], columns, phone_at,
+                                    csv_problem(exc, start, prev_end), None)
+
+    def _invalid(self, row: int, rec: list[str], columns: tuple[str, ...], phone_at: int,
+                 reason: str, field: str | None) -> Recipient:
+        cells = [clean_cell(cell) for cell in rec]
+        raw = cells[phone_at] if phone_at < len(cells) else ""
+        if len(self._first_invalid) < FIRST_INVALID_KEPT:
+            self._first_invalid.append(row)
+        if self._counts[1] <= MAX_ROW_DIAGNOSTICS:
+            self.diagnostics.append(warning(f"{reason} (row skipped)", self.source_display, row,
+                                            field=field))
+        return Recipient(row, raw, None, "invalid", dict(zip(columns, cells, strict=False)), reason)
+
+    def _spanning(self, rec: list[str], start: int, end: int) -> str | None:
+        """A record over several lines: legal, but it may be an unclosed quote eating rows."""
+        if any(cell.endswith(("\n", "\r")) for cell in rec):
+            # Only a quote left open to the end of the file leaves a field ending in a newline.
+            return (f"a quoted field opened on line {start} is never closed: lines {start}-{end} "
+                    "were read as this one row")
+        if end - start >= _LONG_RECORD:
+            self._long_records += 1
+            if self._long_records <= 5:
+                self.diagnostics.append(warning(
+                    f"row {start} runs over lines {start}-{end} (a quoted field holds line "
+                    "breaks): check for an unclosed quote", self.source_display, start))
+        return None
+
+
+def _expected_numbers(opened: OpenedCsv, rows: int, distinct: int) -> int:
+    """Distinct numbers the whole file will hold, guessed from how far we have read."""
+    done = opened.bytes_read()
+    if not done or opened.size <= done:
+        return distinct
+    return distinct + (opened.size - done) * max(rows, 1) // done
+
+
+def _no_phone_column(name: str, columns: tuple[str, ...], shown: str) -> Diagnostic:
+    listing = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
+    near = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1)
+    hint = ""
+    if near:
+        actual = next(c for c in columns if c.lower() == near[0])
+        hint = f" (did you mean '{actual}'?)"
+    return error(f"{shown} has no column '{name}'{hint}; its columns are {listing}", shown, 1,
+                 field="recipients.phone_column")
+
+
+# --- suppression lists -------------------------------------------------------------------
+
+
+class _Suppression:
+    """Numbers on the suppression lists, as integers, with the list each came from first."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[int, int] = {}
+        self.names: list[str] = []
+
+    def name_of(self, key: int) -> str:
+        return self.names[self.numbers[key]]
+
+
+def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppression,
+                      index: int) -> list[Diagnostic]:
+    """Add one list's numbers; a CSV with the phone column, or one number a line."""
+    into.names.append(shown)
+    problem = check_bytes(path, shown, "suppression list")
+    if problem is not None:
+        if problem.message.endswith("is empty"):
+            return [warning(f"suppression list {shown} is empty", shown)]
+        return [problem]
+    found: list[Diagnostic] = []
+    bad = 0
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        for line, raw in _suppression_entries(f, spec.phone_column):
+            e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None
+            if e164 is not None:
+                into.numbers.setdefault(int(e164[1:]), index)
+                continue
+            bad += 1
+            if bad <= 5:
+                found.append(warning(f"{explain(clean_cell(raw), spec.default_country)} "
+                                     "(entry ignored)", shown, line))
+    if bad > 5:
+        found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown))
+    return found
+
+
+def _suppression_entries(f: IO[str], column: str) -> Iterator[tuple[int, str]]:
+    first = f.readline()
+    delimiter = sniff_delimiter(first)
+    names = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter), [])]
+    wanted = next((n for n in (column.lower(), "phone") if n in names), None)
+    if wanted is None:
+        # No header: every non-blank line is a number.
+        for line, text in enumerate(itertools.chain([first], f), 1):
+            if text.strip():
+                yield line, text.strip()
+        return
+    at = names.index(wanted)
+    reader = csv.reader(f, delimiter=delimiter)
+    prev_end = 1
+    for rec in reader:
+        start, prev_end = prev_end + 1, reader.line_num + 1
+        if at < len(rec) and rec[at].strip():
+            yield start, rec[at]
+
+
+_GOLDEN: Final = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, for Fibonacci hashing
+
+# --- numbers seen ------------------------------------------------------------------------
+
+
+class _FirstRows:
+    """E.164 digits -> the first row that had them: open addressing over two flat arrays.
+
+    A dict of int to int costs ~110 bytes a number; this costs 12 a slot and stays at most half
+    full, which matters at a million rows. The hot loop in ``RecipientStream._rows`` probes the
+    arrays itself (a method call per row costs as much as the probe); ``first_row`` is the same
+    probe for everyone else.
+    """
+
+    __slots__ = ("keys", "mask", "rows", "size")
+
+    def __init__(self, capacity: int = 1 << 14) -> None:
+        self.mask = capacity - 1
+        self.keys = array("q", bytes(8 * capacity))  # 0 marks an empty slot
+        self.rows = array("i", bytes(4 * capacity))
+        self.size = 0
+
+    def first_row(self, key: int, row: int) -> int:
+        """The row ``key`` was first seen on; records ``row`` (and returns it) when new."""
+        mask, keys = self.mask, self.keys
+        slot = ((key * _GOLDEN) >> 20) & mask  # Fibonacci hashing spreads runs of numbers
+        while True:
+            found = keys[slot]
+            if found == key:
+                return self.rows[slot]
+            if not found:
+                keys[slot] = key
+                self.rows[slot] = row
+                self.size += 1
+                if self.size * 2 > mask:
+                    self.grow(self.size)
+                return row
+            slot = (slot + 1) & mask
+
+    def grow(self, expected: int) -> None:
+        """Rehash into a table at most half full with ``expected`` numbers (or twice as big)."""
+        capacity = max((self.mask + 1) * 2, 1 << (2 * expected).bit_length())
+        old_keys, old_rows = self.keys, self.rows
+        self.mask = mask = capacity - 1
+        self.keys = keys = array("q", bytes(8 * capacity))
+        self.rows = rows = array("i", bytes(4 * capacity))
+        for key, row in zip(old_keys, old_rows, strict=True):
+            if key:
+                slot = ((key * _GOLDEN) >> 20) & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot], rows[slot] = key, row
