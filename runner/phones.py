@@ -1,8 +1,8 @@
 """Phone numbers to E.164, with a fast path that gives the same verdicts as phonenumbers.
 
 ``normalise_slow`` is the reference: ``phonenumbers.parse`` with the default country, then
-``is_valid_number``, then E.164 formatting. Numbers written with ``00`` need no default country:
-when that reading is not valid, ``00`` is read as ``+``.
+``is_valid_number``, then E.164 formatting. Surrounding whitespace is ignored. Numbers written
+with ``00`` need no default country: when that reading is not valid, ``00`` is read as ``+``.
 
 ``normalise`` gives exactly the same answers, faster. Most recipient lists hold numbers that are
 already E.164 or in a plain national form, written with digits and a little punctuation
