@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,7 +91,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except InputError as exc:
         for d in exc.diagnostics:
             print(d.format_text(), file=err)
-        print(f"error: {exc}", file=err)
+        if not exc.diagnostics:  # the diagnostics already say it, with the file
+            print(f"error: {exc}", file=err)
         return EXIT_INVALID
     except JournalError as exc:
         print(f"error: {exc}", file=err)
@@ -136,20 +138,38 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def report_path(args: argparse.Namespace, check: CampaignCheck) -> Path:
+    """Where the report (and the journal beside it) go, checked before anything is sent."""
     assert check.campaign is not None
     if args.report:
         path = Path(args.report)
         if not path.parent.is_dir():
             raise InputError(f"--report {args.report}: the folder {display_path(path.parent)} "
                              "does not exist")
-        return path
-    path = check.campaign.default_report_path(Path.cwd())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the report folder {display_path(path.parent)}: "
-                         f"{exc.strerror}") from None
+    else:
+        path = check.campaign.default_report_path(Path.cwd())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the report folder {display_path(path.parent)}: "
+                             f"{exc.strerror}") from None
+    check_writable(path)
     return path
+
+
+def check_writable(report: Path) -> None:
+    """Refuse a report path that is a folder, or in a folder we cannot write, up front: found
+    only after sending, the run would end with exit 1 and its journal somewhere unexpected."""
+    if report.is_dir():
+        raise InputError(f"{display_path(report)}: is a folder; give the report a file name, "
+                         f"e.g. {display_path(report / 'report.csv')}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=report.parent, prefix=f".{report.name}.",
+                                     suffix=".probe")
+    except OSError as exc:
+        raise InputError(f"{display_path(report)}: cannot write the report in "
+                         f"{display_path(report.parent)}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
