@@ -234,7 +234,9 @@ def finish_send(outcome: RunOutcome, window: Window | None, out: TextIO, err: Te
         print(f"nothing sent: the send window is closed ({describe(window, datetime.now(UTC))}); "
               "rerun then, or pass --wait", file=err)
         return EXIT_STOPPED
-    if outcome.stopped or outcome.counts.get("pending", 0):
+    # Stopped early means rows are left to send: a stop that came when the last batches were
+    # already in flight, and let them finish, leaves a finished run.
+    if outcome.counts.get("pending", 0):
         print("stopped early: rerun the same command to resume", file=err)
         return EXIT_STOPPED
     if outcome.counts.get("failed", 0) or outcome.counts.get("unknown", 0):

@@ -361,3 +361,19 @@ def test_a_signal_while_waiting_for_the_window_stops_cleanly_with_exit_75(
     rows = report_rows(files)
     assert_accounted(files, rows)
     assert statuses(rows) == Counter(pending=300)
+
+
+def test_a_stop_that_lets_the_last_batches_finish_is_a_finished_run(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 100, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(latency=0.8)) as sb:
+        proc = start_send(files, sb.base_url)
+        wait_until(lambda: accepted_requests(sb.record) >= 2, proc=proc,
+                   what="both batches in flight")
+        proc.send_signal(signal.SIGTERM)  # nothing left to stop: both batches are in flight
+        done = finish(proc, timeout=10)
+        got = assert_at_most_once(sb.record)
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=100)
+    # Everything was sent: not 75 with "rerun to resume", which a CI job would obey for nothing.
+    assert done.code == EXIT_OK, done.stderr
+    assert "rerun" not in done.stderr
