@@ -377,3 +377,43 @@ def test_a_stop_that_lets_the_last_batches_finish_is_a_finished_run(tmp_path: Pa
     # Everything was sent: not 75 with "rerun to resume", which a CI job would obey for nothing.
     assert done.code == EXIT_OK, done.stderr
     assert "rerun" not in done.stderr
+
+
+def test_requests_that_outlast_the_grace_period_are_cut_off_and_reported_unknown(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 300, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(latency=20.0)) as slow:
+        proc = start_send(files, slow.base_url)
+        wait_until(lambda: accepted_requests(slow.record) >= 2, proc=proc,
+                   what="2 requests in flight")
+        proc.send_signal(signal.SIGTERM)
+        stopped = finish(proc, timeout=15)
+        first = Counter(deliveries(slow.record))
+    assert stopped.code == EXIT_STOPPED, stopped.stderr
+    assert 4.0 < stopped.seconds < 7.0  # the grace period (5 s), not the 20 s answers
+    rows = _check_run(files, first)
+    assert statuses(rows) == Counter(unknown=100, pending=200)
+
+    with sandbox() as fast:
+        rerun = run_send(files, fast.base_url)
+        second = deliveries(fast.record)
+    assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
+    assert max((first + second).values()) == 1
+    assert statuses(report_rows(files)) == Counter(sent=200, unknown=100)
+
+
+def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 400, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(latency=0.3)) as sb:
+        first = start_send(files, sb.base_url)
+        wait_until(lambda: accepted_requests(sb.record) >= 1, proc=first, what="a request")
+        second = run_send(files, sb.base_url)
+        assert second.code == EXIT_INVALID, second.stderr
+        assert "in use by another run" in second.stderr
+        assert "Traceback" not in second.stderr
+        done = finish(first)
+        got = assert_at_most_once(sb.record)
+    assert done.code == EXIT_OK, done.stderr
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=400)
