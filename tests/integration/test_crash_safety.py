@@ -417,3 +417,35 @@ def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
     assert done.code == EXIT_OK, done.stderr
     rows = _check_run(files, got)
     assert statuses(rows) == Counter(sent=400)
+
+
+def test_the_window_closing_mid_run_stops_like_sigterm(tmp_path: Path) -> None:
+    # In-process, to put the window's end one second into the run: its clock is injected.
+    from runner.check import check_campaign
+    from runner.kaleyra import Endpoint, Secret
+    from runner.send import SendOptions, send_campaign
+    from tests.integration.helpers import TEST_API_KEY
+
+    files = make_campaign(tmp_path, 2000, sending={
+        "batch_size": 50, "concurrency": 2, "requests_per_second": 20,
+        "window": {"start": "09:00", "end": "10:01", "timezone": "UTC"}})
+    check = check_campaign(files.yaml)
+    assert check.campaign is not None and check.summary is not None
+    started = time.monotonic()
+    base = datetime(2026, 11, 25, 10, 0, 59, tzinfo=UTC)  # the window closes in 1 s
+
+    def now() -> datetime:
+        return base + timedelta(seconds=time.monotonic() - started)
+
+    with sandbox(faults=Faults(latency=0.1)) as sb:
+        endpoint = Endpoint(sb.base_url, "SANDBOX", Secret(TEST_API_KEY))
+        outcome = send_campaign(check.campaign, endpoint, SendOptions(report=files.report),
+                                to_send=check.summary.valid, now=now)
+        got = assert_at_most_once(sb.record)
+        last = max(r.at for r in sb.record.requests)
+    assert outcome.stopped
+    assert last - started < 1.5  # nothing left after the window closed (but what was in flight)
+    rows = _check_run(files, got)
+    counts = statuses(rows)
+    assert counts["unknown"] == 0 and counts["sent"] > 0 and counts["pending"] > 0, counts
+    assert counts["sent"] == sum(got.values())
