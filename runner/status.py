@@ -392,12 +392,15 @@ def summary(result: StatusResult) -> str:
     parts = ", ".join(f"{n:,} {word}" for word, n in words)
     line = f"delivery  {result.sent:,} sent row{'s' if result.sent != 1 else ''}"
     line += f": {parts}" if parts else ""
-    asked = f"{result.asked:,} id{'s' if result.asked != 1 else ''} asked in {result.requests:,} "
-    asked += "request" if result.requests == 1 else "requests"
-    if result.retries:
-        asked += f" ({result.retries:,} {'retry' if result.retries == 1 else 'retries'})"
+    if result.asked:
+        asked = f"{result.asked:,} id{'s' if result.asked != 1 else ''} asked in "
+        asked += f"{result.requests:,} request{'s' if result.requests != 1 else ''}"
+        if result.retries:
+            asked += f" ({result.retries:,} {'retry' if result.retries == 1 else 'retries'})"
+    else:
+        asked = "nothing asked"
     if result.already_final:
-        asked += f"; {result.already_final:,} final before"
+        asked += f"; {result.already_final:,} already final"
     return f"{line} ({asked})"
 
 

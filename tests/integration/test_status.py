@@ -148,7 +148,7 @@ def test_all_delivered_exits_0_and_final_rows_are_not_asked_again(
     code, _, err = status([str(report)])
 
     assert code == 0 and len(spy.asked) == 1  # nothing asked the second time
-    assert "5 final before" in err
+    assert "nothing asked; 5 already final" in err
     assert rows(report) == first
     assert status([str(report), "--recheck"])[0] == 0
     assert len(spy.asked) == 2
