@@ -7,6 +7,7 @@ finished but some recipients failed or are unknown; 75 stopped early (rerun to r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from runner.send import (
     send_campaign,
     write_dry_run_report,
 )
+from runner.status import add_status_arguments, cmd_status
 from runner.window import describe
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_STOPPED = 0, 1, 2, 3, 75
@@ -67,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="wait for the send window instead of exiting 75")
     add_sandbox_arguments(send, faults_only=True)  # faults for --sandbox, to rehearse a bad day
 
+    add_status_arguments(commands.add_parser("status", help="poll delivery status into a report"))
+
     sandbox = commands.add_parser("sandbox", help="run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
     return parser
@@ -82,6 +86,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return cmd_validate(args, out, err)
         if args.command == "send":
             return cmd_send(args, out, err)
+        if args.command == "status":
+            return cmd_status(args, out, err)
         if args.command == "sandbox":
             return cmd_sandbox(args)
         raise UsageError(f"unknown command {args.command!r}")
@@ -103,6 +109,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_STOPPED
+    except BrokenPipeError:  # `campaign validate ... | head`: the reader left, nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_USAGE
 
