@@ -28,6 +28,7 @@ from runner.send import (
     BatchAssignments,
     RunOutcome,
     SendOptions,
+    journal_path,
     send_campaign,
     write_dry_run_report,
 )
@@ -195,6 +196,12 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                           resend_unknown=args.resend_unknown, retry_failed=args.retry_failed,
                           fresh=args.fresh, wait=args.wait)
     if plan is not None:
+        journal = journal_path(options.report)
+        if journal.exists():
+            # The report of a real run is what `campaign status` and people read: keep it.
+            raise InputError(f"{display_path(options.report)} is the report of a send run (its "
+                             f"journal {display_path(journal)} is beside it): a dry run would "
+                             "overwrite it; pass --report to write the dry run elsewhere")
         write_dry_run_report(campaign, options.report, plan)
         print(describe_plan(check, options.report), file=out)
         return EXIT_OK

@@ -104,10 +104,13 @@ def open_csv(path: Path, shown: str, *, what: str) -> OpenedCsv | Diagnostic:
         return problem
     f = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
     try:
-        return _read_header(f, shown)
+        opened = _read_header(f, shown)
     except BaseException:
         f.close()
         raise
+    if isinstance(opened, Diagnostic):
+        f.close()
+    return opened
 
 
 def plain_ascii(path: Path) -> bool:

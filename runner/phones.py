@@ -27,6 +27,7 @@ __all__ = ["explain", "normalise", "normalise_slow", "normaliser"]
 _MAX_NSN: Final = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
 _NON_GEO: Final = "001"
 _ANY_DIGIT: Final = re.compile(r"\d")  # Unicode digits, as phonenumbers' own patterns
+_LETTER: Final = re.compile(r"[^\W\d_]")  # any letter, in any script
 
 
 class _Unsure:
@@ -51,6 +52,10 @@ def normalise_slow(raw: str, default_country: str | None) -> str | None:
     """E.164 for a valid number, else None: phonenumbers all the way."""
     region = default_country.upper() if default_country else None
     text = raw.strip()
+    if _LETTER.search(text):
+        # phonenumbers reads letters as a keypad (1-800-FLOWERS): for a recipient list that
+        # turns a typo into a stranger's number, so a number with letters is invalid.
+        return None
     num = _parse_valid(text, region)
     if num is None and text.startswith("00"):
         num = _parse_valid("+" + text[2:], None)
@@ -88,6 +93,8 @@ def normaliser(default_country: str | None) -> Callable[[str], str | None]:
 def explain(raw: str, default_country: str | None) -> str:
     """Why ``raw`` is not a valid number, in words for a person (for invalid rows only)."""
     text = raw.strip()
+    if _LETTER.search(text) and _ANY_DIGIT.search(text):
+        return f"{text!r} has letters in it: a phone number has only digits"
     if not text:
         return "no phone number"
     shown = repr(text)

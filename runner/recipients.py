@@ -374,7 +374,11 @@ def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppr
     problem = check_bytes(path, shown, "suppression list")
     if problem is not None:
         if problem.message.endswith("is empty"):
-            return [warning(f"suppression list {shown} is empty", shown)]
+            # A 0-byte list is more often a failed export than "nobody opted out": sending
+            # would reach everyone who did. A list with only its header is fine.
+            return [error(f"suppression list {shown} is empty (not even a header): if nobody "
+                          "has opted out, give it just the header line 'phone', or remove it "
+                          "from recipients.exclude", shown)]
         return [problem]
     found: list[Diagnostic] = []
     bad = 0

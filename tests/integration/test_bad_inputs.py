@@ -145,9 +145,6 @@ def test_a_50mb_line_is_pointed_at_quickly(files: CampaignFiles) -> None:
     assert_refused(result, EXIT_INVALID, "recipients.csv:2", "longer than", "nothing sent")
 
 
-@pytest.mark.xfail(strict=True, reason="runner/csvfile.py open_csv leaks the open file when "
-                   "the header cannot be read (ResourceWarning, an error under pytest); the "
-                   "message and exit code are right")
 def test_a_50mb_header_line_with_no_end_is_refused(files: CampaignFiles) -> None:
     _write_50mb_line(files.csv, b"phone,", tail=b"")
     result = cli("send", str(files.yaml), "--dry-run")
@@ -162,8 +159,6 @@ def test_numbers_with_letters_are_invalid_rows_named_by_line(files: CampaignFile
                    "max_invalid_ratio", "nothing sent")
 
 
-@pytest.mark.xfail(strict=True, reason="phonenumbers reads letters as a phone keypad: "
-                   "'98765abcde' becomes +919876522233, a stranger's number (runner/phones.py)")
 def test_letters_are_never_read_as_keypad_digits(files: CampaignFiles) -> None:
     files.csv.write_text("phone,name\n98765abcde,a\n+91 98765 oooo1,b\n" + "".join(
         f"+9198765{i:05d},n\n" for i in range(20)), encoding="utf-8")
@@ -182,8 +177,6 @@ def _with_exclude(files: CampaignFiles, name: str) -> None:
                           encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="an empty (0-byte) suppression list is only a warning "
-                   "today: a failed export would send to everyone who opted out")
 def test_an_empty_exclude_file_is_refused(files: CampaignFiles) -> None:
     (files.yaml.parent / "optouts.csv").write_bytes(b"")
     _with_exclude(files, "optouts.csv")
@@ -191,7 +184,7 @@ def test_an_empty_exclude_file_is_refused(files: CampaignFiles) -> None:
     assert_refused(result, EXIT_INVALID, "optouts.csv", "empty")
 
 
-def test_an_empty_exclude_file_is_named_in_a_warning(files: CampaignFiles) -> None:
+def test_an_empty_exclude_file_is_named_by_validate(files: CampaignFiles) -> None:
     (files.yaml.parent / "optouts.csv").write_bytes(b"")
     _with_exclude(files, "optouts.csv")
     result = cli("validate", str(files.yaml))

@@ -178,3 +178,17 @@ def test_a_refused_key_fails_every_row_without_echoing_it(
     assert len(failed) == sum(1 for s in expected.values() if s == "sent")
     assert all(r["error_code"] == "HTTP401" for r in failed)
     assert KEY not in out + err + report.read_text()
+
+
+def test_a_dry_run_never_overwrites_the_report_of_a_real_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, _ = write_campaign(tmp_path, 30)
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        assert run_cli("send", str(campaign), "--report", str(report))[0] == 0
+    before = report.read_bytes()
+    code, _, err = run_cli("send", str(campaign), "--dry-run", "--report", str(report))
+    assert code == 1
+    assert "would overwrite it" in err and "--report" in err
+    assert report.read_bytes() == before

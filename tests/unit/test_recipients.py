@@ -322,12 +322,19 @@ def test_two_suppression_lists_name_the_first_that_has_the_number(tmp_path: Path
     assert [r.reason for r in rows] == ["on suppression list a.txt", "on suppression list b.txt"]
 
 
-def test_empty_suppression_list_is_a_warning(tmp_path: Path) -> None:
+def test_empty_suppression_list_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "", "optouts.csv")
     rows, stream = read(tmp_path, "phone\n9812345678\n", exclude=(tmp_path / "optouts.csv",))
+    assert rows == []
+    assert [d.severity for d in stream.diagnostics] == ["error"]
+    assert "suppression list optouts.csv is empty" in stream.diagnostics[0].message
+
+
+def test_a_suppression_list_with_only_its_header_suppresses_nobody(tmp_path: Path) -> None:
+    write(tmp_path, "phone\n", "optouts.csv")
+    rows, stream = read(tmp_path, "phone\n9812345678\n", exclude=(tmp_path / "optouts.csv",))
     assert [r.status for r in rows] == ["ok"]
-    assert [(d.severity, d.message) for d in stream.diagnostics] == [
-        ("warning", "suppression list optouts.csv is empty")]
+    assert not [d for d in stream.diagnostics if d.severity == "error"]
 
 
 def test_missing_suppression_list_is_an_error_and_nothing_is_read(tmp_path: Path) -> None:
