@@ -123,17 +123,18 @@ def _allowed_types(schema: Mapping[str, Any]) -> set[str]:
     if isinstance(declared, list):
         return set(declared)
     literals = [schema["const"]] if "const" in schema else list(schema.get("enum", ()))
-    return {_json_type(v) for v in literals}
+    return {json_type(v) for v in literals}
 
 
 def _wants_text_only(branches: list[Mapping[str, Any]], value: Any) -> bool:
     types: set[str] = set()
     for branch in branches:
         types |= _allowed_types(branch)
-    return "string" in types and _json_type(value) not in types
+    return "string" in types and json_type(value) not in types
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a loaded YAML/JSON value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -296,7 +297,7 @@ def _expected(types: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    kind = _json_type(value)
+    kind = json_type(value)
     if kind == "null":
         return "an empty value"
     if kind in ("object", "array"):

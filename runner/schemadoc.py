@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.schema import load_schema
+from runner.schema import json_type, load_schema
 
 DEFAULT_OUTPUT = Path("docs/campaign-format.md")
 COMMAND = "python -m runner.schemadoc"
@@ -81,22 +81,13 @@ def type_of(sub: Schema) -> str:
         return " or ".join(type_of(b) for b in branches)
     kind = sub.get("type")
     if kind is None and "enum" in sub:
-        kinds = sorted({_json_type(v) for v in sub["enum"]})
+        kinds = sorted({json_type(v) for v in sub["enum"]})
         return " or ".join(kinds)
     kinds = kind if isinstance(kind, list) else [kind] if kind else []
     words = [f"array of {type_of(sub['items'])}" if k == "array" and "items" in sub else k
              for k in kinds]
     return " or ".join(words) or "any"
 
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "string" if isinstance(value, str) else "null"
 
 
 def bounds(sub: Schema) -> str:
