@@ -191,8 +191,9 @@ def send_campaign(
                               run_number=journal.run_number, unknown_from_before=unknown_before)
         skip = rows_to_skip(journal, options)
         stats, stopped = asyncio.run(
-            _send_async(campaign, endpoint, journal, skip, to_send=max(0, to_send), now=now,
-                        on_wait=on_wait)
+            # Progress counts what this run has left to do: settled rows are all sendable ones.
+            _send_async(campaign, endpoint, journal, skip, to_send=max(0, to_send - len(skip)),
+                        now=now, on_wait=on_wait)
         )
         counts = _write_journal_report(campaign, options.report, journal)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
