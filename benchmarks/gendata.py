@@ -1,0 +1,181 @@
+"""Recipient CSVs and campaign files for the benchmarks (written under benchmarks/data/).
+
+The numbers mix the ways people write them: E.164, E.164 with spaces, national with the trunk 0,
+bare national digits, dashes and dots, the country code without ``+``, a few foreign numbers
+(GB, US, SG, DE, AE) and some invalid cells (too short, too long, letters, an impossible
+prefix, empty). About 4% of the rows repeat an earlier number written another way. Nothing here
+is meant to trip the CSV reader (no ragged rows, no blank lines, no ``00`` prefixes, no
+suppression list), so that the naive baseline and the runner must reach the same verdicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+GENERATOR_VERSION = 2  # bump when the mix changes: cached files are keyed by it
+SEED = 20261125
+DEFAULT_COUNTRY = "IN"
+FIRST_NAMES = ("Aarav", "Diya", "Vihaan", "Ananya", "Ishaan", "Kavya", "Arjun", "Meera",
+               "Rohan", "Saanvi", "Kabir", "Tara")
+CITIES = ("Mumbai", "Pune", "Delhi", "Chennai", "Kolkata", "Bengaluru", "Hyderabad", "Jaipur")
+
+
+def _indian_mobile(rng: random.Random) -> str:
+    """Ten national digits: every 6-9 prefix is a valid Indian mobile range in phonenumbers."""
+    return f"{rng.choice('6789')}{rng.randrange(10 ** 9):09d}"
+
+
+def _written(national: str, rng: random.Random) -> str:
+    """One way a person writes the Indian mobile ``national`` (ten digits)."""
+    pick = rng.random()
+    if pick < 0.35:
+        return f"+91{national}"
+    if pick < 0.50:
+        return f"+91 {national[:5]} {national[5:]}"
+    if pick < 0.65:
+        return f"0{national}"
+    if pick < 0.75:
+        return national
+    if pick < 0.82:
+        return f"{national[:3]}-{national[3:6]}-{national[6:]}"
+    if pick < 0.86:
+        return f"0{national[:5]} {national[5:]}"
+    if pick < 0.90:
+        return f"{national[:5]}.{national[5:]}"
+    if pick < 0.95:
+        return f"91{national}"
+    return f"+91-{national[:5]}-{national[5:]}"
+
+
+def _foreign(rng: random.Random) -> str:
+    pick = rng.randrange(5)
+    if pick == 0:
+        return f"+44 7{rng.randrange(10 ** 9):09d}"
+    if pick == 1:
+        area, exchange = rng.randrange(200, 1000), rng.randrange(200, 1000)
+        return f"+1 {area} {exchange} {rng.randrange(10 ** 4):04d}"
+    if pick == 2:
+        return f"+65 {rng.choice('89')}{rng.randrange(10 ** 7):07d}"
+    if pick == 3:
+        return f"+49 15{rng.randrange(10 ** 9):09d}"
+    return f"+971 5{rng.randrange(10 ** 8):08d}"
+
+
+def _invalid(rng: random.Random) -> str:
+    pick = rng.randrange(6)
+    if pick == 0:
+        return f"{rng.randrange(10 ** 5):05d}"  # too short
+    if pick == 1:
+        return f"+91{_indian_mobile(rng)}{rng.randrange(10)}"  # one digit too many
+    if pick == 2:
+        return "call me"
+    if pick == 3:
+        return f"+91 1{rng.randrange(10 ** 9):09d}"  # 1... is not an Indian range
+    if pick == 4:
+        return ""
+    return f"98x{rng.randrange(10 ** 7):07d}"
+
+
+def phone_cells(rows: int, seed: int = SEED) -> Iterator[str]:
+    """The phone column of a generated file: deterministic for (rows, seed)."""
+    rng = random.Random(seed * 1_000_003 + rows)
+    recent: list[str] = []  # national digits of earlier rows, for duplicates
+    for _ in range(rows):
+        pick = rng.random()
+        if pick < 0.04 and recent:
+            yield _written(rng.choice(recent), rng)  # the same number, maybe written otherwise
+        elif pick < 0.085:
+            yield _invalid(rng)
+        elif pick < 0.135:
+            yield _foreign(rng)
+        else:
+            national = _indian_mobile(rng)
+            if len(recent) < 50_000:
+                recent.append(national)
+            else:
+                recent[rng.randrange(len(recent))] = national
+            yield _written(national, rng)
+
+
+def write_csv(path: Path, rows: int, seed: int = SEED) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    partial = path.with_name(path.name + ".part")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["phone", "name", "city"])
+        for phone in phone_cells(rows, seed):
+            writer.writerow([phone, rng.choice(FIRST_NAMES), rng.choice(CITIES)])
+    partial.replace(path)
+
+
+def recipients_csv(data_dir: Path, rows: int) -> Path:
+    """The cached CSV of ``rows`` rows, generated on first use."""
+    path = data_dir / f"recipients-{rows}-v{GENERATOR_VERSION}.csv"
+    if not path.exists():
+        write_csv(path, rows)
+    return path
+
+
+def distinct_csv(data_dir: Path, rows: int) -> Path:
+    """``rows`` distinct valid Indian mobiles in E.164, nothing else (for the rate runs)."""
+    path = data_dir / f"distinct-{rows}-v{GENERATOR_VERSION}.csv"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            handle.write("phone,name\n")
+            handle.writelines(f"+91{9_000_000_000 + i},p{i}\n" for i in range(rows))
+        partial.replace(path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignFile:
+    yaml: Path
+    csv: Path
+    report: Path
+
+
+def write_campaign(
+    folder: Path,
+    name: str,
+    source: Path,
+    *,
+    sending: Mapping[str, object] | None = None,
+    stem: str | None = None,
+) -> CampaignFile:
+    """An IN/TXN campaign (no implied send window) over ``source``, as ``folder/<stem>.yaml``.
+
+    ``stem`` defaults to ``name``; two files with the same ``name`` and different ``sending``
+    settings are the same run to the journal (rate and concurrency are not in its fingerprint).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, object] = {"batch_size": 100, "requests_per_second": 10000,
+                                   "concurrency": 8, "max_attempts": 5, "window": "always"}
+    settings.update(sending or {})
+    lines = [
+        "version: 1",
+        f"name: {name}",
+        "account:",
+        "  region: IN",
+        "message:",
+        "  sender: KLRHXA",
+        "  type: TXN",
+        '  body: "Your order has shipped and will reach you in 2-3 days. - KLRHXA"',
+        '  template_id: "1107161234567890123"',
+        '  entity_id: "1101456789012345678"',
+        "recipients:",
+        f'  source: "{source.resolve()}"',
+        "  default_country: IN",
+        "  max_invalid_ratio: 0.2",
+        "sending:",
+        *(f"  {key}: {value}" for key, value in settings.items()),
+    ]
+    yaml = folder / f"{stem or name}.yaml"
+    yaml.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return CampaignFile(yaml, source, folder / f"{name}.csv")
