@@ -6,19 +6,29 @@ exit code. Every problem found is collected, so one bad field does not hide the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from runner.campaign import load_campaign
 from runner.errors import Diagnostic, display_path, has_errors
 from runner.message import Segments, count_segments
 from runner.model import Campaign
 from runner.plan import Batch, plan_batches
-from runner.recipients import open_recipients, stats_diagnostics
+from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
 
-BatchHook = Callable[[Batch], None]
+
+class PlanObserver(Protocol):
+    """Sees every recipient row as it is read and every batch as it is planned (the dry run)."""
+
+    def recipient(self, recipient: Recipient) -> None: ...
+
+    def batch(self, batch: Batch) -> None: ...
+
+
+ObserverFactory = Callable[[Campaign], PlanObserver]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,8 @@ class CampaignCheck:
         return not has_errors(self.diagnostics)
 
 
-def check_campaign(path: Path, *, on_batch: BatchHook | None = None) -> CampaignCheck:
+def check_campaign(path: Path, *, observe: ObserverFactory | None = None) -> CampaignCheck:
+    """Check a campaign file; ``observe(campaign)`` may watch the pass over its recipients."""
     shown = display_path(path)
     loaded = load_campaign(path)
     diagnostics = list(loaded.diagnostics)
@@ -63,26 +74,28 @@ def check_campaign(path: Path, *, on_batch: BatchHook | None = None) -> Campaign
     diagnostics += check_rules(campaign, loaded.marks)
     summary = None
     if not has_errors(diagnostics):
-        summary, found = summarise_recipients(campaign, on_batch=on_batch)
+        observer = observe(campaign) if observe is not None else None
+        summary, found = summarise_recipients(campaign, observer=observer)
         diagnostics += found
     return CampaignCheck(shown, campaign, tuple(diagnostics), summary)
 
 
 def summarise_recipients(
-    campaign: Campaign, *, on_batch: BatchHook | None = None
+    campaign: Campaign, *, observer: PlanObserver | None = None
 ) -> tuple[PlanSummary | None, list[Diagnostic]]:
     """One streaming pass over the recipients: their verdicts, the batches and the segments."""
     stream = open_recipients(campaign.recipients)
+    rows: Iterable[Recipient] = stream if observer is None else _watched(stream, observer)
     batches = requests = segments = 0
     min_seg: Segments | None = None
     max_seg: Segments | None = None
     encodings: set[str] = set()
     cache: dict[str | None, Segments] = {}
-    for batch in plan_batches(stream, campaign):
+    for batch in plan_batches(rows, campaign):
         batches += 1
         requests += 1
-        if on_batch is not None:
-            on_batch(batch)
+        if observer is not None:
+            observer.batch(batch)
         seg = cache.get(batch.body)
         if seg is None:
             seg = count_segments(batch.body or "")
@@ -120,3 +133,9 @@ def summarise_recipients(
         part_limit=max_seg.limit,
     )
     return summary, found
+
+
+def _watched(rows: Iterable[Recipient], observer: PlanObserver) -> Iterator[Recipient]:
+    for recipient in rows:
+        observer.recipient(recipient)
+        yield recipient

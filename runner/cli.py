@@ -21,16 +21,15 @@ from runner.check import CampaignCheck, check_campaign
 from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
 from runner.kaleyra import Endpoint, Secret, resolve_endpoint
 from runner.limiter import min_duration
-from runner.model import Window
+from runner.model import Campaign, Window
 from runner.output import render_github, render_json, render_text
-from runner.report import format_summary
+from runner.report import ReportWriter, format_summary
 from runner.send import (
-    BatchAssignments,
+    DryRunReport,
     RunOutcome,
     SendOptions,
     journal_path,
     send_campaign,
-    write_dry_run_report,
 )
 from runner.status import add_status_arguments, cmd_status
 from runner.window import describe
@@ -148,16 +147,15 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --- send --------------------------------------------------------------------------------------
 
 
-def report_path(args: argparse.Namespace, check: CampaignCheck) -> Path:
+def report_path(args: argparse.Namespace, campaign: Campaign) -> Path:
     """Where the report (and the journal beside it) go, checked before anything is sent."""
-    assert check.campaign is not None
     if args.report:
         path = Path(args.report)
         if not path.parent.is_dir():
             raise InputError(f"--report {args.report}: the folder {display_path(path.parent)} "
                              "does not exist")
     else:
-        path = check.campaign.default_report_path(Path.cwd())
+        path = campaign.default_report_path(Path.cwd())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -183,32 +181,47 @@ def check_writable(report: Path) -> None:
     os.unlink(probe)
 
 
+def refuse_to_overwrite_a_run(report: Path) -> None:
+    journal = journal_path(report)
+    if journal.exists():
+        # The report of a real run is what `campaign status` and people read: keep it.
+        raise InputError(f"{display_path(report)} is the report of a send run (its journal "
+                         f"{display_path(journal)} is beside it): a dry run would overwrite it; "
+                         "pass --report to write the dry run elsewhere")
+
+
 def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    plan = BatchAssignments() if args.dry_run else None
-    check = check_campaign(Path(args.file), on_batch=plan.add if plan is not None else None)
-    for d in check.diagnostics:
-        print(d.format_text(), file=err)
-    if not check.ok or check.campaign is None or check.summary is None:
-        print(f"{check.path}: invalid campaign, nothing sent", file=err)
-        return EXIT_INVALID
-    campaign = check.campaign
-    options = SendOptions(report=report_path(args, check), dry_run=args.dry_run,
-                          resend_unknown=args.resend_unknown, retry_failed=args.retry_failed,
-                          fresh=args.fresh, wait=args.wait)
-    if plan is not None:
-        journal = journal_path(options.report)
-        if journal.exists():
-            # The report of a real run is what `campaign status` and people read: keep it.
-            raise InputError(f"{display_path(options.report)} is the report of a send run (its "
-                             f"journal {display_path(journal)} is beside it): a dry run would "
-                             "overwrite it; pass --report to write the dry run elsewhere")
-        write_dry_run_report(campaign, options.report, plan)
-        print(describe_plan(check, options.report), file=out)
-        return EXIT_OK
+    dry_runs: list[DryRunReport] = []
+
+    def observe(campaign: Campaign) -> DryRunReport:
+        # The dry run writes its report while the campaign is checked: one pass over the CSV.
+        report = report_path(args, campaign)
+        refuse_to_overwrite_a_run(report)
+        dry_runs.append(DryRunReport(ReportWriter(report)))
+        return dry_runs[-1]
+
+    try:
+        check = check_campaign(Path(args.file), observe=observe if args.dry_run else None)
+        for d in check.diagnostics:
+            print(d.format_text(), file=err)
+        if not check.ok or check.campaign is None or check.summary is None:
+            print(f"{check.path}: invalid campaign, nothing sent", file=err)
+            return EXIT_INVALID
+        report = dry_runs[0].writer.path if dry_runs else report_path(args, check.campaign)
+        options = SendOptions(report=report, dry_run=args.dry_run,
+                              resend_unknown=args.resend_unknown,
+                              retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait)
+        if dry_runs:
+            dry_runs[0].commit()
+            print(describe_plan(check, options.report), file=out)
+            return EXIT_OK
+    finally:
+        for dry_run in dry_runs:
+            dry_run.writer.discard()  # a no-op once committed
 
     if args.sandbox:
         return _send_to_sandbox(check, options, args, out, err)
-    endpoint = resolve_endpoint(campaign, os.environ)
+    endpoint = resolve_endpoint(check.campaign, os.environ)
     return _send(check, endpoint, options, out, err)
 
 

@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -86,12 +86,16 @@ def restore(cell: str) -> str:
 # -- writing -------------------------------------------------------------------------------------
 
 
+_RISKY_FIRST = frozenset("=+-@\t\r'")  # cells starting otherwise never need the check
+
+
 def _cells(r: ReportRow, extra_columns: Sequence[str]) -> list[str]:
     cells = [str(r.row), r.phone, r.status, r.message_id, r.batch_id, r.error_code, r.error,
              str(r.attempts), r.sent_at]
     # Columns the caller did not declare are not written: the header is fixed before streaming.
     cells.extend(r.extra.get(name, "") for name in extra_columns)
-    return [neutralise(c) for c in cells]
+    # Most cells are empty or plain words: test the first character before the full rule.
+    return [neutralise(c) if c[:1] in _RISKY_FIRST else c for c in cells]
 
 
 def _open_temp(path: Path) -> tuple[Path, int]:
@@ -124,34 +128,73 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+class ReportWriter:
+    """Writes a report row by row; ``commit()`` moves it into place, anything else discards it.
+
+    For producers that push rows as they learn them (the dry run writes while it checks);
+    ``write_report`` is the same for an iterable.
+    """
+
+    def __init__(self, path: Path, extra_columns: Sequence[str] = ()) -> None:
+        self.path = path
+        self._extra = tuple(extra_columns)
+        clash = set(self._extra) & set(REPORT_COLUMNS)
+        if clash or len(set(self._extra)) != len(self._extra):
+            raise ValueError(f"extra report columns must be new and distinct: {self._extra}")
+        self._tmp, fd = _open_temp(path)
+        self.counts: Counter[str] = Counter()
+        self._handle = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._handle, lineterminator="\r\n")
+        self._done = False
+        self._guard(self._writer.writerow, REPORT_COLUMNS + self._extra)
+
+    def write(self, row: ReportRow) -> None:
+        self._guard(self._writer.writerow, _cells(row, self._extra))
+        self.counts[row.status] += 1
+
+    def commit(self) -> Counter[str]:
+        def finish() -> None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+
+        self._guard(finish)
+        self._done = True
+        _fsync_folder(self.path.parent)
+        return self.counts
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+    def _guard(self, action: Callable[..., object], *args: object) -> None:
+        try:
+            action(*args)
+        except OSError as exc:
+            self.discard()
+            raise InputError(f"{display_path(self.path)}: cannot write the report: "
+                             f"{exc.strerror or exc}") from None
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()  # a no-op after commit()
+
+
 def write_report(path: Path, rows: Iterable[ReportRow],
                  extra_columns: Sequence[str] = ()) -> Counter[str]:
     """Stream ``rows`` to ``path`` atomically; return the count of rows by status."""
-    extra_columns = tuple(extra_columns)
-    clash = set(extra_columns) & set(REPORT_COLUMNS)
-    if clash or len(set(extra_columns)) != len(extra_columns):
-        raise ValueError(f"extra report columns must be new and distinct: {extra_columns}")
-    tmp, fd = _open_temp(path)
-    counts: Counter[str] = Counter()
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\r\n")
-            writer.writerow(REPORT_COLUMNS + extra_columns)
-            for r in rows:
-                writer.writerow(_cells(r, extra_columns))
-                counts[r.status] += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise InputError(f"{display_path(path)}: cannot write the report: "
-                             f"{exc.strerror or exc}") from None
-        raise
-    _fsync_folder(path.parent)
-    return counts
+    with ReportWriter(path, extra_columns) as writer:
+        for r in rows:
+            writer.write(r)
+        return writer.commit()
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +26,8 @@ from runner.limiter import RateLimiter
 from runner.model import Campaign
 from runner.plan import Batch, plan_batches
 from runner.progress import Progress
-from runner.recipients import open_recipients
-from runner.report import ReportRow, write_report
+from runner.recipients import Recipient, open_recipients
+from runner.report import ReportRow, ReportWriter, write_report
 from runner.window import window_state
 
 STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
@@ -77,32 +76,44 @@ def journal_path(report: Path) -> Path:
 # --- dry run -----------------------------------------------------------------------------------
 
 
-class BatchAssignments:
-    """Which batch each row would go in, kept compactly (two int arrays) for the dry-run report."""
+class DryRunReport:
+    """Writes the dry-run report during the check pass itself: one read of the CSV, not two.
 
-    def __init__(self) -> None:
-        self._rows = array("q")
-        self._batches = array("q")
-        self._ids: list[str] = []
+    Rows are written in source order as soon as their fate is known: a row that will not be sent
+    at once, a sendable row once the planner has put it in a batch. Rows wait in a queue until
+    then, which the planner's bounded open groups keep small.
+    """
 
-    def add(self, batch: Batch) -> None:
-        index = len(self._ids)
-        self._ids.append(batch.id)
+    def __init__(self, writer: ReportWriter) -> None:
+        self.writer = writer
+        self._waiting: deque[Recipient] = deque()
+        self._batch_of: dict[int, str] = {}
+
+    def recipient(self, recipient: Recipient) -> None:
+        if self._waiting or recipient.status == "ok":
+            self._waiting.append(recipient)
+        else:
+            self._write(recipient, "")
+
+    def batch(self, batch: Batch) -> None:
         for recipient in batch.recipients:
-            self._rows.append(recipient.row)
-            self._batches.append(index)
+            self._batch_of[recipient.row] = batch.id
+        waiting, batch_of = self._waiting, self._batch_of
+        while waiting and (waiting[0].status != "ok" or waiting[0].row in batch_of):
+            head = waiting.popleft()
+            self._write(head, batch_of.pop(head.row, ""))
 
-    def verdicts(self) -> Iterator[Verdict]:
-        rows, batches, ids = self._rows, self._batches, self._ids
-        order: range | list[int] = range(len(rows))
-        if any(rows[i] > rows[i + 1] for i in range(len(rows) - 1)):
-            order = sorted(order, key=rows.__getitem__)  # personalised plans group out of order
-        for i in order:
-            yield Verdict(rows[i], "dry_run", batch_id=ids[batches[i]])
+    def _write(self, r: Recipient, batch_id: str) -> None:
+        phone = r.phone or r.raw_phone
+        if r.status == "ok":
+            self.writer.write(ReportRow(r.row, phone, "dry_run", batch_id=batch_id))
+        else:
+            self.writer.write(ReportRow(r.row, phone, r.status, error=r.reason))
 
-
-def write_dry_run_report(campaign: Campaign, report: Path, plan: BatchAssignments) -> Counter[str]:
-    return write_report(report, report_rows(campaign, plan.verdicts(), default="dry_run"))
+    def commit(self) -> Counter[str]:
+        if self._waiting:  # every sendable row is planned by the end of the pass
+            raise RuntimeError(f"dry run: {len(self._waiting)} rows were never planned")
+        return self.writer.commit()
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -119,8 +130,7 @@ def _from_journal(outcomes: Iterator[RowOutcome]) -> Iterator[Verdict]:
                           o.attempts, o.sent_at)
 
 
-def report_rows(campaign: Campaign, verdicts: Iterator[Verdict], *, default: str = "pending"
-                ) -> Iterator[ReportRow]:
+def report_rows(campaign: Campaign, verdicts: Iterator[Verdict]) -> Iterator[ReportRow]:
     """One report row per source row, in source order: the stream merged with the verdicts."""
     upcoming = next(verdicts, None)
     for recipient in open_recipients(campaign.recipients):
@@ -135,7 +145,7 @@ def report_rows(campaign: Campaign, verdicts: Iterator[Verdict], *, default: str
                             batch_id=v.batch_id, error_code=v.error_code, error=v.error,
                             attempts=v.attempts, sent_at=v.sent_at)
         else:
-            yield ReportRow(recipient.row, phone, default)  # type: ignore[arg-type]
+            yield ReportRow(recipient.row, phone, "pending")
 
 
 # --- the real send -----------------------------------------------------------------------------
