@@ -70,7 +70,12 @@ class ReportRow:
 
 def _is_formula_like(text: str) -> bool:
     bare = text.lstrip("'")
-    return bare.startswith(_FORMULA_START) and _PLAIN_NUMBER.fullmatch(bare) is None
+    if not bare.startswith(_FORMULA_START):
+        return False
+    digits = bare[1:]
+    if bare[0] in "+-" and digits.isascii() and digits.isdigit():
+        return False  # E.164 and signed integers, the common case, without the regex
+    return _PLAIN_NUMBER.fullmatch(bare) is None
 
 
 def neutralise(cell: str) -> str:
@@ -146,11 +151,29 @@ class ReportWriter:
         self._handle = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._handle, lineterminator="\r\n")
         self._done = False
+        self._blank_extra = ("",) * len(self._extra)
         self._guard(self._writer.writerow, REPORT_COLUMNS + self._extra)
 
     def write(self, row: ReportRow) -> None:
         self._guard(self._writer.writerow, _cells(row, self._extra))
         self.counts[row.status] += 1
+
+    def write_unsent(self, row: int, phone: str, status: str, *, batch_id: str = "",
+                     error: str = "") -> None:
+        """A row with no answer to report (dry run, invalid, ...): ``write`` without the record,
+        for the dry run's million-row path."""
+        if phone[:1] in _RISKY_FIRST:
+            phone = neutralise(phone)
+        if error[:1] in _RISKY_FIRST:
+            error = neutralise(error)
+        try:
+            self._writer.writerow((row, phone, status, "", batch_id, "", error, 0, "",
+                                   *self._blank_extra))
+        except OSError as exc:
+            self.discard()
+            raise InputError(f"{display_path(self.path)}: cannot write the report: "
+                             f"{exc.strerror or exc}") from None
+        self.counts[status] += 1
 
     def commit(self) -> Counter[str]:
         def finish() -> None:

@@ -104,11 +104,10 @@ class DryRunReport:
             self._write(head, batch_of.pop(head.row, ""))
 
     def _write(self, r: Recipient, batch_id: str) -> None:
-        phone = r.phone or r.raw_phone
         if r.status == "ok":
-            self.writer.write(ReportRow(r.row, phone, "dry_run", batch_id=batch_id))
+            self.writer.write_unsent(r.row, r.phone or r.raw_phone, "dry_run", batch_id=batch_id)
         else:
-            self.writer.write(ReportRow(r.row, phone, r.status, error=r.reason))
+            self.writer.write_unsent(r.row, r.phone or r.raw_phone, r.status, error=r.reason)
 
     def commit(self) -> Counter[str]:
         if self._waiting:  # every sendable row is planned by the end of the pass

@@ -230,3 +230,17 @@ def test_summary_of_a_long_run_and_of_nothing() -> None:
     assert "10,003 (17 retries) in 1 h 2 min: 2.7 a second" in text
     empty = format_summary({}, requests=0, retries=0, elapsed=0.0)
     assert empty.splitlines() == ["rows      0", "requests  0 (0 retries) in 0.0 s"]
+
+
+def test_write_unsent_matches_write_for_the_same_row(tmp_path: Path) -> None:
+    from runner.report import ReportRow, ReportWriter
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows = [(2, "+919812345678", "dry_run", "b1", ""), (3, "=cmd()", "invalid", "", "'=x' bad"),
+            (4, "-5", "duplicate", "", "@first")]
+    with ReportWriter(a) as wa, ReportWriter(b) as wb:
+        for row, phone, status, batch, err in rows:
+            wa.write(ReportRow(row, phone, status, batch_id=batch, error=err))  # type: ignore[arg-type]
+            wb.write_unsent(row, phone, status, batch_id=batch, error=err)
+        assert wa.commit() == wb.commit()
+    assert a.read_bytes() == b.read_bytes()
