@@ -12,6 +12,14 @@ Rates map to (N, period) like this, never exceeding the configured rate:
     0 < rate < 1   1 per 1/rate seconds           (0.5 -> 1 every 2 s)
     None           no limit (pause_until still applies)
 
+Two options protect the provider's own count, which sees arrival times, not ours:
+
+* ``burst``: admissions are also paced by GCRA (a token bucket of ``burst`` tokens refilled at
+  N per period), so a full window arrives spread out, not as N requests at once that the network
+  and the server's queue then bunch up against the next window's;
+* ``guard``: the window is ``period + guard`` long, leaving that much slack for the difference
+  in latency between two requests. It costs ``guard / period`` of the rate.
+
 Waiters are served first come, first served; a waiter that is cancelled while it waits takes no
 slot. ``pause_until`` (for a 429 with Retry-After) holds every admission until a clock time.
 The clock and the sleep are injected so tests run on virtual time.
@@ -60,10 +68,23 @@ class RateLimiter:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        burst: int | None = None,
+        guard: float = 0.0,
     ) -> None:
         self.rate = rate
         lim = limits(rate)
         self._per, self._period = lim if lim is not None else (0, 0.0)
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        if guard < 0:
+            raise ValueError(f"guard must not be negative, not {guard!r}")
+        self._window = self._period + guard
+        # GCRA: the theoretical arrival time of the next admission, and how far ahead of it a
+        # burst may run. burst=None (or >= N) leaves only the window rule.
+        self._interval = self._period / self._per if self._per else 0.0
+        paced = burst is not None and burst < self._per
+        self._tolerance = (burst - 1) * self._interval if paced and burst is not None else None
+        self._tat = -math.inf
         self._unlimited = lim is None
         self._clock = clock
         self._sleep = sleep
@@ -89,15 +110,19 @@ class RateLimiter:
         # guarantee needs, so float rounding cannot let an admission slip in early.
         if now < self._paused_until:
             return False
+        if self._tolerance is not None and now < self._tat - self._tolerance:
+            return False
         return (self._unlimited or len(self._recent) < self._per
-                or now - self._recent[0] >= self._period)
+                or now - self._recent[0] >= self._window)
 
     def _wait(self, now: float) -> float:
         if self._ready(now):
             return 0.0
         wait = self._paused_until - now
+        if self._tolerance is not None:
+            wait = max(wait, self._tat - self._tolerance - now)
         if not self._unlimited and len(self._recent) >= self._per:
-            wait = max(wait, self._recent[0] + self._period - now)
+            wait = max(wait, self._recent[0] + self._window - now)
         # Never ask for a zero sleep when not ready (rounding could make the gap look like 0).
         return max(wait, _MIN_SLEEP)
 
@@ -116,6 +141,7 @@ class RateLimiter:
             # land before a slot is taken, never after.
             if not self._unlimited:
                 self._recent.append(now)
+                self._tat = max(self._tat, now) + self._interval
             self.admitted += 1
 
     async def __aenter__(self) -> None:

@@ -287,3 +287,60 @@ def test_limiter_works_on_the_real_clock_for_a_short_burst() -> None:
         assert limiter.delay() > 0.5  # a sixth would have to wait for the window to move
 
     run(main)
+
+
+# -- pacing and guard (what the provider sees) ----------------------------------------------
+
+
+def test_paced_bursts_spread_a_window_instead_of_sending_it_at_once() -> None:
+    async def main() -> None:
+        vt = VirtualTime()
+        limiter = RateLimiter(100, clock=vt.clock, sleep=vt.sleep, burst=5)
+        log: list[tuple[int, float]] = []
+        tasks = [asyncio.create_task(acquire_at(vt, limiter, 0.0, log, i)) for i in range(30)]
+        await vt.run(tasks)
+        times = [t for _, t in log]
+        assert times[:5] == [0.0] * 5  # the burst
+        gaps = [b - a for a, b in itertools.pairwise(times[5:])]
+        assert gaps == pytest.approx([0.01] * len(gaps))  # then one every 1/rate
+
+    run(main)
+
+
+@pytest.mark.parametrize(("rate", "burst", "guard"), [(50, 2, 0.02), (166, 8, 0.02),
+                                                       (500, 25, 0.02)])
+def test_guarded_window_holds_and_keeps_97_percent_of_the_rate(
+        rate: int, burst: int, guard: float) -> None:
+    class BurstyTime(VirtualTime):
+        @staticmethod
+        async def settle() -> None:  # a burst of 25 takes more loop turns than the default
+            for _ in range(400):
+                await asyncio.sleep(0)
+
+    async def main() -> None:
+        vt = BurstyTime()
+        limiter = RateLimiter(rate, clock=vt.clock, sleep=vt.sleep, burst=burst, guard=guard)
+        times: list[float] = []
+        n = rate * 3
+
+        async def worker() -> None:  # four callers, as the engine's workers are
+            while len(times) < n:
+                await limiter.acquire()
+                times.append(vt.now)
+
+        await vt.run([asyncio.create_task(worker()) for _ in range(4)])
+        times = times[:n]
+        # No window of 1 s plus the guard holds more than the rate: jitter up to the guard
+        # between two requests cannot put more than `rate` into one second at the far end.
+        assert_window(times, rate, 1.0 + guard)
+        achieved = (n - 1) / (times[-1] - times[0])
+        assert 0.97 * rate <= achieved <= rate
+
+    run(main)
+
+
+def test_burst_and_guard_are_checked() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(10, burst=0)
+    with pytest.raises(ValueError):
+        RateLimiter(10, guard=-0.1)
