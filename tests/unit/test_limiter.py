@@ -334,7 +334,7 @@ def test_guarded_window_holds_and_keeps_97_percent_of_the_rate(
         # between two requests cannot put more than `rate` into one second at the far end.
         assert_window(times, rate, 1.0 + guard)
         achieved = (n - 1) / (times[-1] - times[0])
-        assert 0.97 * rate <= achieved <= rate
+        assert achieved >= 0.97 * rate  # the window assert above is the upper bound
 
     run(main)
 
