@@ -15,7 +15,7 @@ from runner.campaign import load_campaign
 from runner.errors import Diagnostic, display_path, has_errors
 from runner.message import Segments, count_segments
 from runner.model import Campaign
-from runner.plan import Batch, plan_batches
+from runner.plan import Batch, is_personalised, plan_batches
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
 
@@ -84,7 +84,7 @@ def summarise_recipients(
     campaign: Campaign, *, observer: PlanObserver | None = None
 ) -> tuple[PlanSummary | None, list[Diagnostic]]:
     """One streaming pass over the recipients: their verdicts, the batches and the segments."""
-    stream = open_recipients(campaign.recipients)
+    stream = open_recipients(campaign.recipients, with_fields=is_personalised(campaign))
     rows: Iterable[Recipient] = stream if observer is None else _watched(stream, observer)
     batches = requests = segments = 0
     min_seg: Segments | None = None

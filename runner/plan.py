@@ -30,6 +30,12 @@ class Batch:
         return tuple(r.row for r in self.recipients)
 
 
+def is_personalised(campaign: Campaign) -> bool:
+    """True when the body has placeholders: then recipients need their other columns."""
+    body = campaign.message.body
+    return body is not None and bool(placeholders(body))
+
+
 def plan_batches(
     recipients: Iterable[Recipient],
     campaign: Campaign,
@@ -41,7 +47,7 @@ def plan_batches(
     """Batches of the sendable rows (status ``ok``, not in ``skip``), in a deterministic order."""
     size = campaign.effective_batch_size
     body = campaign.message.body
-    personalised = body is not None and bool(placeholders(body))
+    personalised = is_personalised(campaign)
     groups: dict[str | None, list[Recipient]] = {}
     seq = 0
 

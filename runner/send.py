@@ -24,7 +24,7 @@ from runner.journal import Journal, RowOutcome, fingerprint
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
-from runner.plan import Batch, plan_batches
+from runner.plan import Batch, is_personalised, plan_batches
 from runner.progress import Progress
 from runner.recipients import Recipient, open_recipients
 from runner.report import ReportRow, ReportWriter, write_report
@@ -132,7 +132,7 @@ def _from_journal(outcomes: Iterator[RowOutcome]) -> Iterator[Verdict]:
 def report_rows(campaign: Campaign, verdicts: Iterator[Verdict]) -> Iterator[ReportRow]:
     """One report row per source row, in source order: the stream merged with the verdicts."""
     upcoming = next(verdicts, None)
-    for recipient in open_recipients(campaign.recipients):
+    for recipient in open_recipients(campaign.recipients, with_fields=False):
         while upcoming is not None and upcoming.row < recipient.row:
             upcoming = next(verdicts, None)
         phone = recipient.phone or recipient.raw_phone
@@ -303,7 +303,8 @@ async def _wait_then_send(
                                                   retries=s.retries),
         )
         engines.append(engine)
-        batches = plan_batches(open_recipients(campaign.recipients), campaign, skip=skip,
+        rows = open_recipients(campaign.recipients, with_fields=is_personalised(campaign))
+        batches = plan_batches(rows, campaign, skip=skip,
                                id_prefix=f"r{journal.run_number}-b")
         closing = None
         if state.closes_at is not None:
