@@ -50,6 +50,16 @@ class PlanSummary:
     def to_json(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
 
+    @classmethod
+    def from_json(cls, data: object) -> PlanSummary | None:
+        """The summary stored by ``to_json``, or None when ``data`` is not one."""
+        if not isinstance(data, dict) or set(data) != set(cls.__slots__):
+            return None
+        try:
+            return cls(**data)
+        except TypeError:
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class CampaignCheck:
@@ -63,8 +73,14 @@ class CampaignCheck:
         return not has_errors(self.diagnostics)
 
 
-def check_campaign(path: Path, *, observe: ObserverFactory | None = None) -> CampaignCheck:
-    """Check a campaign file; ``observe(campaign)`` may watch the pass over its recipients."""
+def check_campaign(path: Path, *, observe: ObserverFactory | None = None,
+                   known_summary: Callable[[Campaign], PlanSummary | None] | None = None,
+                   ) -> CampaignCheck:
+    """Check a campaign file; ``observe(campaign)`` may watch the pass over its recipients.
+
+    ``known_summary(campaign)`` may return the summary of a pass already made over the very same
+    recipient bytes (a resumed run): then the recipients are not read again.
+    """
     shown = display_path(path)
     loaded = load_campaign(path)
     diagnostics = list(loaded.diagnostics)
@@ -74,9 +90,11 @@ def check_campaign(path: Path, *, observe: ObserverFactory | None = None) -> Cam
     diagnostics += check_rules(campaign, loaded.marks)
     summary = None
     if not has_errors(diagnostics):
-        observer = observe(campaign) if observe is not None else None
-        summary, found = summarise_recipients(campaign, observer=observer)
-        diagnostics += found
+        summary = known_summary(campaign) if known_summary is not None else None
+        if summary is None:
+            observer = observe(campaign) if observe is not None else None
+            summary, found = summarise_recipients(campaign, observer=observer)
+            diagnostics += found
     return CampaignCheck(shown, campaign, tuple(diagnostics), summary)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from runner import __version__
-from runner.check import CampaignCheck, check_campaign
+from runner.check import CampaignCheck, PlanSummary, check_campaign
 from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
 from runner.kaleyra import Endpoint, Secret, resolve_endpoint
 from runner.limiter import min_duration
@@ -30,6 +30,7 @@ from runner.send import (
     SendOptions,
     journal_path,
     send_campaign,
+    stored_summary,
 )
 from runner.status import add_status_arguments, cmd_status
 from runner.window import describe
@@ -200,8 +201,18 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         dry_runs.append(DryRunReport(ReportWriter(report)))
         return dry_runs[-1]
 
+    def known_summary(campaign: Campaign) -> PlanSummary | None:
+        if args.dry_run or args.fresh:
+            return None
+        summary = stored_summary(report_path(args, campaign), campaign)
+        if summary is not None:
+            print("resuming: the recipients were checked when this run started and have not "
+                  "changed; not reading them again", file=err)
+        return summary
+
     try:
-        check = check_campaign(Path(args.file), observe=observe if args.dry_run else None)
+        check = check_campaign(Path(args.file), observe=observe if args.dry_run else None,
+                               known_summary=known_summary)
         for d in check.diagnostics:
             print(d.format_text(), file=err)
         if not check.ok or check.campaign is None or check.summary is None:
@@ -248,6 +259,7 @@ def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: T
               "(Ctrl-C or SIGTERM stops; rerun to resume)", file=err, flush=True)
 
     outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid,
+                            summary=check.summary,
                             on_wait=on_wait)
     return finish_send(outcome, window, out, err)
 

@@ -19,8 +19,10 @@ from typing import NamedTuple
 
 import aiohttp
 
+from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.journal import Journal, RowOutcome, fingerprint
+from runner.errors import JournalError
+from runner.journal import Journal, RowOutcome, fingerprint, read_meta
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
@@ -150,9 +152,11 @@ def report_rows(campaign: Campaign, verdicts: Iterator[Verdict]) -> Iterator[Rep
 # --- the real send -----------------------------------------------------------------------------
 
 
-def journal_settings(campaign: Campaign) -> dict[str, object]:
-    """What `campaign status` needs later; never the key itself."""
+def journal_settings(campaign: Campaign, summary: PlanSummary | None = None
+                     ) -> dict[str, object]:
+    """What `campaign status` and a resume need later; never the key itself."""
     return {
+        "summary": summary.to_json() if summary is not None else None,
         "campaign": str(campaign.path.resolve()),
         "name": campaign.name,
         "region": campaign.account.region,
@@ -163,6 +167,24 @@ def journal_settings(campaign: Campaign) -> dict[str, object]:
         "max_attempts": campaign.sending.max_attempts,
         "timeout": campaign.sending.timeout,
     }
+
+
+def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
+    """The recipient summary a run of this very campaign stored when it started, if any.
+
+    The journal's fingerprint covers the bytes of the CSV and suppression lists, so a match
+    means the check made then still holds: a resume need not read a million rows again.
+    """
+    journal = journal_path(report)
+    if not journal.exists():
+        return None
+    try:
+        meta = read_meta(journal)
+    except JournalError:
+        return None  # opening it for the send says what is wrong
+    if meta.fingerprint != fingerprint(campaign):
+        return None
+    return PlanSummary.from_json(meta.settings.get("summary"))
 
 
 def rows_to_skip(journal: Journal, options: SendOptions) -> set[int]:
@@ -180,6 +202,7 @@ def send_campaign(
     options: SendOptions,
     *,
     to_send: int,
+    summary: PlanSummary | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_wait: Callable[[datetime], None] | None = None,
 ) -> RunOutcome:
@@ -190,7 +213,7 @@ def send_campaign(
     """
     started = time.monotonic()
     journal = Journal.open(journal_path(options.report), fingerprint(campaign),
-                           fresh=options.fresh, settings=journal_settings(campaign))
+                           fresh=options.fresh, settings=journal_settings(campaign, summary))
     try:
         unknown_before = journal.mark_in_flight_unknown()
         state = window_state(campaign.sending.window, now())

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import io
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,43 @@ def test_a_dry_run_never_overwrites_the_report_of_a_real_run(
     assert code == 1
     assert "would overwrite it" in err and "--report" in err
     assert report.read_bytes() == before
+
+
+def test_a_resume_trusts_the_check_made_when_the_run_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, expected = write_campaign(tmp_path, 400)
+    hour = datetime.now(UTC).hour  # a window that opens two hours from now is closed now
+    start, end = f"{(hour + 2) % 24:02d}:00", f"{(hour + 3) % 24:02d}:00"
+    window = f'{{start: "{start}", end: "{end}", timezone: UTC}}'
+    original = campaign.read_text()
+    campaign.write_text(original + f"  window: {window}\n", encoding="utf-8")
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        first = run_cli("send", str(campaign), "--report", str(report))
+        # The window only decides when: changing it keeps the run (and its checked recipients).
+        campaign.write_text(original + "  window: always\n", encoding="utf-8")
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+        deliveries = sandbox.record.deliveries()
+    assert first[0] == 75, first[2]
+    assert code == 0, err
+    assert "resuming: the recipients were checked when this run started" in err
+    statuses = {int(r["row"]): r["status"] for r in read_report(report)}
+    assert statuses == expected
+    assert max(deliveries.values()) == 1
+    assert len(deliveries) == sum(1 for s in expected.values() if s == "sent")
+
+
+def test_changed_recipients_are_checked_again_and_the_resume_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, _ = write_campaign(tmp_path, 50)
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        assert run_cli("send", str(campaign), "--report", str(report))[0] == 0
+        with (tmp_path / "people.csv").open("a", encoding="utf-8") as f:
+            f.write("+919800000999,Late\n")
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+    assert code == 1
+    assert "resuming" not in err
+    assert "changed since this run started" in err
