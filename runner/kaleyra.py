@@ -46,6 +46,7 @@ TRANSIENT_HTTP: Final = frozenset({429, 502, 503, 504})
 STATUS_BATCH: Final = 100  # message ids per status request we recommend to callers
 
 _SID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")  # how environment variables are named
 _ECODE_RE = re.compile(r"E\d{3}")
 _NON_DIGITS = re.compile(r"\D+")
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
@@ -170,7 +171,13 @@ def resolve_account_endpoint(account: Account, path: str, env: Mapping[str, str]
     var = account.api_key_env
     key = env.get(var, "").strip()
     if not key:
-        msg = f"the API key variable {var} is not set (or empty)"
+        # Name the variable only when it looks like one: a key pasted there must not be echoed.
+        named = var if _ENV_NAME_RE.fullmatch(var) else "named by account.api_key_env"
+        msg = f"the API key variable {named} is not set (or empty)"
+        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env")])
+    if not key.isprintable() or not key.isascii():
+        msg = (f"the API key in {var if _ENV_NAME_RE.fullmatch(var) else 'its variable'} holds "
+               "a control or non-ASCII character (a stray newline?); set it again")
         raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env")])
     base = env.get(BASE_URL_ENV, "").strip()
     base_url = check_base_url(base) if base else f"https://{API_DOMAINS[account.region]}"
@@ -336,6 +343,10 @@ def classify_response(
                         f"the API key was refused (HTTP {http_status}){detail}", http_status)
     if 200 <= http_status < 300:
         return _classify_success(http_status, body, code, message, numbers, text)
+    if http_status >= 500 and code not in ("E103", "E403"):
+        # The server failed part way: whatever code it adds, it may have sent first.
+        return Ambiguous(code or f"HTTP{http_status}", message or _http_text(http_status, text),
+                         http_status)
     if _ECODE_RE.fullmatch(code) or (code and 400 <= http_status < 500):
         return _by_code(code, message, http_status)
     if 300 <= http_status < 500:

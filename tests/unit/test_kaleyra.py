@@ -401,3 +401,23 @@ async def test_status_of_nothing_makes_no_request(session: aiohttp.ClientSession
     with aioresponses() as m:
         assert await get_status(session, endpoint, [], timeout=5) == StatusAnswer()
         assert not m.requests
+
+
+def test_a_500_is_ambiguous_whatever_code_it_carries() -> None:
+    outcome = classify_response(500, {}, '{"code": "E500", "message": "oops"}', ["+919812345678"])
+    assert isinstance(outcome, Ambiguous)  # it may have sent before failing: never "failed"
+    assert isinstance(classify_response(500, {}, '{"code": "E403"}', ["+919812345678"]),
+                      Transient)
+
+
+def test_a_key_with_a_stray_newline_is_refused_before_any_request() -> None:
+    with pytest.raises(InputError, match="control or non-ASCII"):
+        resolve_endpoint(campaign(), {"KALEYRA_API_KEY": "abc\nX-Injected: 1"})
+
+
+def test_a_key_pasted_into_api_key_env_is_never_echoed() -> None:
+    pasted = "A1b2C3d4E5f6SecretValue"
+    with pytest.raises(InputError) as caught:
+        resolve_endpoint(campaign(key_env=pasted), {})
+    assert pasted not in str(caught.value)
+    assert all(pasted not in d.message for d in caught.value.diagnostics)
