@@ -391,20 +391,36 @@ def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppr
                           "from recipients.exclude", shown)]
         return [problem]
     found: list[Diagnostic] = []
-    bad = 0
+    bad = good = 0
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        for line, raw in _suppression_entries(f, spec.phone_column):
-            e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None
-            if e164 is not None:
-                into.numbers.setdefault(int(e164[1:]), index)
-                continue
-            bad += 1
-            if bad <= 5:
-                found.append(warning(f"{explain(clean_cell(raw), spec.default_country)} "
-                                     "(entry ignored)", shown, line))
+        try:
+            for line, raw in _suppression_entries(f, spec.phone_column):
+                e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None
+                if e164 is not None:
+                    into.numbers.setdefault(int(e164[1:]), index)
+                    good += 1
+                    continue
+                bad += 1
+                if bad <= 5:
+                    found.append(warning(f"{explain(clean_cell(raw), spec.default_country)} "
+                                         "(entry ignored)", shown, line))
+        except _NoPhoneColumn as exc:
+            return [error(f"suppression list {shown} has no column {spec.phone_column!r} or "
+                          f"'phone' (columns: {exc}): name its number column so, or give one "
+                          "number a line with no header", shown, 1)]
+    if bad and not good:
+        # Nothing usable at all: more likely the wrong file or format than a list of typos.
+        return [error(f"suppression list {shown}: none of its {bad:,} entries is a valid "
+                      "number, so it would suppress nobody", shown)]
     if bad > 5:
         found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown))
     return found
+
+
+class _NoPhoneColumn(Exception):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
 
 
 def _suppression_entries(f: IO[str], column: str) -> Iterator[tuple[int, str]]:
@@ -412,6 +428,9 @@ def _suppression_entries(f: IO[str], column: str) -> Iterator[tuple[int, str]]:
     delimiter = sniff_delimiter(first)
     names = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter), [])]
     wanted = next((n for n in (column.lower(), "phone") if n in names), None)
+    if wanted is None and len(names) > 1:
+        # Several columns but not ours: reading each line as a number would suppress nobody.
+        raise _NoPhoneColumn(names)
     if wanted is None:
         # No header: every non-blank line is a number.
         for line, text in enumerate(itertools.chain([first], f), 1):

@@ -420,3 +420,19 @@ def test_many_rows_dedup_like_a_dict(tmp_path: Path) -> None:
                 enumerate(numbers, 2)]
     assert [r.status for r in rows] == expected
     assert stream.stats.duplicate == len(numbers) - len(first)
+
+
+def test_a_suppression_list_without_our_phone_column_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "mobile,name\n+919812345678,a\n", "optouts.csv")
+    rows, stream = read(tmp_path, "phone\n9812345678\n", exclude=(tmp_path / "optouts.csv",))
+    assert rows == []  # never a send that silently ignores the opt-outs
+    assert [d.severity for d in stream.diagnostics] == ["error"]
+    assert "has no column 'phone'" in stream.diagnostics[0].message
+    assert "mobile, name" in stream.diagnostics[0].message
+
+
+def test_a_suppression_list_with_no_valid_number_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "not a number\nnor this\n", "optouts.txt")
+    rows, stream = read(tmp_path, "phone\n9812345678\n", exclude=(tmp_path / "optouts.txt",))
+    assert rows == []
+    assert "none of its 2 entries is a valid number" in stream.diagnostics[0].message
