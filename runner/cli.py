@@ -12,9 +12,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from runner import __version__
 from runner.check import CampaignCheck, PlanSummary, check_campaign
@@ -157,13 +159,27 @@ def report_path(args: argparse.Namespace, campaign: Campaign) -> Path:
                              "does not exist")
     else:
         path = campaign.default_report_path(Path.cwd())
+        if args.sandbox:  # a rehearsal never shares a report (and journal) with the real run
+            path = path.with_name(f"{path.stem}.sandbox{path.suffix}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the report folder {display_path(path.parent)}: "
                              f"{exc.strerror}") from None
+    refuse_inputs_as_report(path, campaign)
     check_writable(path)
     return path
+
+
+def refuse_inputs_as_report(report: Path, campaign: Campaign) -> None:
+    """The report (and its journal) must not replace a file the campaign reads."""
+    inputs = (campaign.path, campaign.recipients.source, *campaign.recipients.exclude)
+    target = report.resolve()
+    for path in inputs:
+        if path.resolve() == target or Path(f"{path}.journal").resolve() == target:
+            raise InputError(f"{display_path(report)}: the report would overwrite "
+                             f"{display_path(path)}, which the campaign reads; give the report "
+                             "its own path")
 
 
 def check_writable(report: Path) -> None:
@@ -192,6 +208,13 @@ def refuse_to_overwrite_a_run(report: Path) -> None:
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from runner.sandbox import Faults, faults_from_args
+
+    if faults_from_args(args) != Faults() and not args.sandbox:
+        # Rehearsing a bad day without --sandbox would send the real campaign.
+        raise UsageError("the fault flags (--every-*, --rate-*, --latency, ...) need --sandbox")
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such campaign file")
     dry_runs: list[DryRunReport] = []
 
     def observe(campaign: Campaign) -> DryRunReport:
@@ -220,6 +243,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return EXIT_INVALID
         report = dry_runs[0].writer.path if dry_runs else report_path(args, check.campaign)
         options = SendOptions(report=report, dry_run=args.dry_run,
+                              destination="the built-in sandbox" if args.sandbox else "",
                               resend_unknown=args.resend_unknown,
                               retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait)
         if dry_runs:
@@ -253,6 +277,10 @@ def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: T
           err: TextIO) -> int:
     assert check.campaign is not None and check.summary is not None
     window = check.campaign.sending.window
+    if not options.destination:  # the real API (or a proxy): where, never with which key
+        where = urlsplit(endpoint.sms_url)
+        # Host and path name the account's endpoint; a port may change between restarts.
+        options = replace(options, destination=f"{where.hostname}{where.path}")
 
     def on_wait(opens_at: datetime) -> None:
         print(f"waiting for the send window: {describe(window, datetime.now(UTC))} "

@@ -21,7 +21,7 @@ import aiohttp
 
 from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import JournalError
+from runner.errors import JournalError, display_path
 from runner.journal import Journal, RowOutcome, fingerprint, read_meta
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
 from runner.limiter import RateLimiter, limits
@@ -43,6 +43,7 @@ class SendOptions:
     retry_failed: bool = False
     fresh: bool = False
     wait: bool = False
+    destination: str = ""  # where messages go (an URL, or the sandbox); a run keeps to one
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +153,12 @@ def report_rows(campaign: Campaign, verdicts: Iterator[Verdict]) -> Iterator[Rep
 # --- the real send -----------------------------------------------------------------------------
 
 
-def journal_settings(campaign: Campaign, summary: PlanSummary | None = None
-                     ) -> dict[str, object]:
+def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
+                     destination: str = "") -> dict[str, object]:
     """What `campaign status` and a resume need later; never the key itself."""
     return {
         "summary": summary.to_json() if summary is not None else None,
+        "destination": destination,
         "campaign": str(campaign.path.resolve()),
         "name": campaign.name,
         "region": campaign.account.region,
@@ -187,6 +189,17 @@ def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
     return PlanSummary.from_json(meta.settings.get("summary"))
 
 
+def check_destination(journal: Journal, options: SendOptions) -> None:
+    """A run sends to one place: resuming a sandbox run against Kaleyra (or the other way, or
+    after KALEYRA_BASE_URL or the SID changed) would skip people who never got the message."""
+    first = journal.settings.get("destination")
+    if first and options.destination and first != options.destination:
+        raise JournalError(
+            f"{display_path(options.report)}: this run was sending to {first}, not "
+            f"{options.destination}; keep the same target to resume it, or give the new run "
+            "its own --report (--fresh would start over and send to every row again)")
+
+
 def rows_to_skip(journal: Journal, options: SendOptions) -> set[int]:
     skip = journal.rows_with_status("sent")
     if not options.retry_failed:
@@ -213,20 +226,24 @@ def send_campaign(
     """
     started = time.monotonic()
     journal = Journal.open(journal_path(options.report), fingerprint(campaign),
-                           fresh=options.fresh, settings=journal_settings(campaign, summary))
+                           fresh=options.fresh,
+                           settings=journal_settings(campaign, summary, options.destination))
     try:
+        check_destination(journal, options)
         unknown_before = journal.mark_in_flight_unknown()
-        state = window_state(campaign.sending.window, now())
-        if not state.open and not options.wait:
-            counts = _write_journal_report(campaign, options.report, journal)
-            return RunOutcome(counts, options.report, stopped=True, closed_until=state.opens_at,
-                              run_number=journal.run_number, unknown_from_before=unknown_before)
         skip = rows_to_skip(journal, options)
-        stats, stopped = asyncio.run(
-            # Progress counts what this run has left to do: settled rows are all sendable ones.
-            _send_async(campaign, endpoint, journal, skip, to_send=max(0, to_send - len(skip)),
-                        now=now, on_wait=on_wait)
-        )
+        left = to_send - len(skip)  # settled rows are all sendable ones
+        stats, stopped = EngineStats(), False
+        if left > 0:  # a finished run has nothing to wait for: the window does not matter
+            state = window_state(campaign.sending.window, now())
+            if not state.open and not options.wait:
+                counts = _write_journal_report(campaign, options.report, journal)
+                return RunOutcome(counts, options.report, stopped=True,
+                                  closed_until=state.opens_at, run_number=journal.run_number,
+                                  unknown_from_before=unknown_before)
+            stats, stopped = asyncio.run(
+                _send_async(campaign, endpoint, journal, skip, to_send=left, now=now,
+                            on_wait=on_wait))
         counts = _write_journal_report(campaign, options.report, journal)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, elapsed=time.monotonic() - started,
@@ -298,10 +315,10 @@ async def _wait_then_send(
     sending = campaign.sending
     loop = asyncio.get_running_loop()
     state = window_state(sending.window, now())
-    if not state.open and state.opens_at is not None:  # --wait
+    while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
         if on_wait is not None:
             on_wait(state.opens_at)
-        await asyncio.sleep(max(0.0, (state.opens_at - now()).total_seconds()))
+        await asyncio.sleep(max(0.05, (state.opens_at - now()).total_seconds()))
         state = window_state(sending.window, now())
 
     progress = Progress(to_send)

@@ -105,7 +105,7 @@ def test_a_yaml_cut_off_anywhere_never_gives_a_traceback(files: CampaignFiles) -
 
 def test_a_campaign_file_that_does_not_exist(files: CampaignFiles) -> None:
     result = cli("send", "nope.yaml")
-    assert_refused(result, EXIT_INVALID, "nope.yaml", "not found")
+    assert_refused(result, EXIT_USAGE, "nope.yaml", "no such campaign file")
 
 
 # --------------------------------------------------------------------------- the CSV

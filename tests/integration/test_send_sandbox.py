@@ -233,3 +233,59 @@ def test_changed_recipients_are_checked_again_and_the_resume_refused(
     assert code == 1
     assert "resuming" not in err
     assert "changed since this run started" in err
+
+
+def test_a_sandbox_rehearsal_keeps_its_own_report_and_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("send", str(ROOT / "campaigns/dlt-template.yaml"), "--sandbox")
+    assert code == 0, err
+    assert (tmp_path / "reports/order-shipped.sandbox.csv").is_file()
+    assert not (tmp_path / "reports/order-shipped.csv").exists()  # the real run's stays free
+
+
+def test_a_run_never_resumes_against_another_destination(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, _ = write_campaign(tmp_path, 40)
+    report = tmp_path / "r.csv"
+    assert run_cli("send", str(campaign), "--sandbox", "--report", str(report))[0] == 0
+    with SandboxThread(api_key=KEY, sid=SID) as real:
+        point_at(monkeypatch, real)
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+        assert real.record.requests == []
+    assert code == 1
+    assert "was sending to the built-in sandbox" in err
+
+
+def test_fault_flags_without_sandbox_are_a_usage_error(tmp_path: Path) -> None:
+    campaign, _ = write_campaign(tmp_path, 10)
+    code, _, err = run_cli("send", str(campaign), "--every-500", "1")
+    assert code == 2
+    assert "need --sandbox" in err
+
+
+def test_a_report_over_the_recipients_file_is_refused(tmp_path: Path) -> None:
+    campaign, _ = write_campaign(tmp_path, 10)
+    before = (tmp_path / "people.csv").read_bytes()
+    code, _, err = run_cli("send", str(campaign), "--dry-run", "--report",
+                           str(tmp_path / "people.csv"))
+    assert code == 1
+    assert "the report would overwrite" in err and "people.csv" in err
+    assert (tmp_path / "people.csv").read_bytes() == before
+
+
+def test_a_finished_run_rerun_outside_its_window_is_still_finished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, _ = write_campaign(tmp_path, 30)
+    original = campaign.read_text()
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        assert run_cli("send", str(campaign), "--report", str(report))[0] == 0
+        hour = datetime.now(UTC).hour
+        start, end = f"{(hour + 2) % 24:02d}:00", f"{(hour + 3) % 24:02d}:00"
+        campaign.write_text(original + f'  window: {{start: "{start}", end: "{end}", '
+                            "timezone: UTC}\n", encoding="utf-8")
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+    assert code == 0, err  # nothing left to send: the closed window does not matter
+    assert "window is closed" not in err
