@@ -9,6 +9,7 @@ are ``runner.rules.check_rules(result.campaign, result.marks)``; ``validate_camp
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -81,11 +82,30 @@ def load_campaign(path: Path) -> LoadResult:
         return LoadResult(None, diagnostics, doc.marks)
     diagnostics += _secret_errors(doc.secret_paths, doc.data, doc.marks, shown)
     data = coerce_strings(doc.data, doc.marks)
+    diagnostics += _non_finite(data, (), doc.marks, shown)
     diagnostics += validate(data, doc.marks, shown)
     diagnostics += _value_checks(data, doc.marks, shown)
     if has_errors(diagnostics):
         return LoadResult(None, sort_diagnostics(diagnostics), doc.marks)
     return LoadResult(_build(data, path), sort_diagnostics(diagnostics), doc.marks)
+
+
+def _non_finite(value: object, at: tuple[str | int, ...], marks: Marks, shown: str
+                ) -> list[Diagnostic]:
+    """YAML's .nan and .inf: JSON Schema bounds do not catch NaN (every comparison is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        line, col = marks.at(at) or (None, None)
+        name = ".".join(str(k) for k in at) or "value"
+        return [error(f"{name} must be a finite number, not {value}", shown, line, col,
+                      field=name)]
+    found: list[Diagnostic] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _non_finite(item, (*at, key), marks, shown)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _non_finite(item, (*at, index), marks, shown)
+    return found
 
 
 def validate_campaign(path: Path) -> LoadResult:

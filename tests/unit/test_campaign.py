@@ -353,3 +353,11 @@ def test_any_edit_of_a_valid_campaign_gives_diagnostics_or_a_campaign(
 def test_a_control_character_is_located(tmp_path: Path) -> None:
     result = load(tmp_path, BASE.replace("Hello", "Hel\x08lo"))
     assert errors(result) == [(8, 12, "the character U+0008 is not allowed in YAML")]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_not_a_number_is_refused_where_bounds_cannot_see_it(tmp_path: Path, value: str) -> None:
+    result = load(tmp_path, BASE + f"sending:\n  requests_per_second: {value}\n")
+    assert result.campaign is None
+    assert any(line == 12 and "requests_per_second must be a finite number" in message
+               for line, _, message in errors(result))
