@@ -311,8 +311,10 @@ class Journal:
             elif meta.fingerprint != fingerprint:
                 raise JournalError(
                     "the campaign or its recipients changed since this run started (journal "
-                    f"{display_path(path)}); rerun with --fresh to start over (the old journal "
-                    "is kept aside)")
+                    f"{display_path(path)}): to send the change to the rows not sent yet, "
+                    "put the campaign back and finish the run first; --fresh starts over and "
+                    "sends to every row again, including those already sent (the old journal "
+                    "is kept aside); or give the new campaign its own --report")
             else:
                 meta = JournalMeta(meta.fingerprint, meta.settings, meta.created,
                                    meta.run_number + 1)
