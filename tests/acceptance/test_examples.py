@@ -66,3 +66,17 @@ def test_a_missing_path_is_a_usage_error() -> None:
     code, output = validate(ROOT / "no-such-campaign.yaml")
     assert code == 2
     assert "no such file" in output
+
+
+def test_a_lone_surrogate_in_a_key_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text('version: 1\n"\\ud800x": 1\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "runner", "validate", str(campaign)],
+                          capture_output=True, text=True, errors="replace", timeout=60,
+                          check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "unknown key" in done.stdout
