@@ -46,6 +46,7 @@ JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
 SCHEMA_VERSION = 1
 DEFAULT_COMMIT_EVERY = 1000  # finished rows held before a commit of their own
 IN_FLIGHT_ERROR = "no answer recorded: the run stopped while this request was in flight"
+IN_FLIGHT_CODE = "IN_FLIGHT"
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -389,8 +390,9 @@ class Journal:
             self._begin()
             cur = self._conn.execute(
                 "UPDATE rows SET status = 'unknown', "
+                "error_code = CASE WHEN error_code = '' THEN ? ELSE error_code END, "
                 "error = CASE WHEN error = '' THEN ? ELSE error END WHERE status = 'in_flight'",
-                (IN_FLIGHT_ERROR,))
+                (IN_FLIGHT_CODE, IN_FLIGHT_ERROR))
             self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None

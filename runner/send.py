@@ -15,14 +15,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import aiohttp
 
 from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, display_path
-from runner.journal import Journal, RowOutcome, fingerprint, read_meta
+from runner.journal import (
+    IN_FLIGHT_CODE,
+    IN_FLIGHT_ERROR,
+    Journal,
+    RowOutcome,
+    fingerprint,
+    read_meta,
+)
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
@@ -57,19 +63,6 @@ class RunOutcome:
     elapsed: float = 0.0
     run_number: int = 1
     unknown_from_before: int = 0  # rows found in flight from an earlier run that died
-
-
-class Verdict(NamedTuple):
-    """What happened to one sendable row, from the journal or the dry-run plan."""
-
-    row: int
-    status: str
-    batch_id: str = ""
-    message_id: str = ""
-    error_code: str = ""
-    error: str = ""
-    attempts: int = 0
-    sent_at: str = ""
 
 
 def journal_path(report: Path) -> Path:
@@ -121,31 +114,25 @@ class DryRunReport:
 # --- the report --------------------------------------------------------------------------------
 
 
-def _from_journal(outcomes: Iterator[RowOutcome]) -> Iterator[Verdict]:
-    for o in outcomes:
-        if o.status == "in_flight":
-            yield Verdict(o.row, "unknown", o.batch_id, o.message_id, "IN_FLIGHT",
-                          "in flight when the run stopped: may or may not have been delivered",
-                          o.attempts, o.sent_at)
-        else:
-            yield Verdict(o.row, o.status, o.batch_id, o.message_id, o.error_code, o.error,
-                          o.attempts, o.sent_at)
-
-
-def report_rows(campaign: Campaign, verdicts: Iterator[Verdict]) -> Iterator[ReportRow]:
-    """One report row per source row, in source order: the stream merged with the verdicts."""
-    upcoming = next(verdicts, None)
+def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
+    """One report row per source row, in source order: the stream merged with the journal."""
+    upcoming = next(outcomes, None)
     for recipient in open_recipients(campaign.recipients, with_fields=False):
         while upcoming is not None and upcoming.row < recipient.row:
-            upcoming = next(verdicts, None)
+            upcoming = next(outcomes, None)
         phone = recipient.phone or recipient.raw_phone
         if recipient.status != "ok":
             yield ReportRow(recipient.row, phone, recipient.status, error=recipient.reason)
         elif upcoming is not None and upcoming.row == recipient.row:
-            v = upcoming
-            yield ReportRow(recipient.row, phone, v.status, message_id=v.message_id,  # type: ignore[arg-type]
-                            batch_id=v.batch_id, error_code=v.error_code, error=v.error,
-                            attempts=v.attempts, sent_at=v.sent_at)
+            o = upcoming
+            if o.status == "in_flight":  # this run stopped while it was on its way
+                yield ReportRow(recipient.row, phone, "unknown", batch_id=o.batch_id,
+                                error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
+                                attempts=o.attempts, sent_at=o.sent_at)
+            else:
+                yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
+                                batch_id=o.batch_id, error_code=o.error_code, error=o.error,
+                                attempts=o.attempts, sent_at=o.sent_at)
         else:
             yield ReportRow(recipient.row, phone, "pending")
 
@@ -254,8 +241,7 @@ def send_campaign(
 
 def _write_journal_report(campaign: Campaign, report: Path, journal: Journal) -> Counter[str]:
     journal.flush()
-    verdicts = _from_journal(journal.outcomes_in_row_order())
-    return write_report(report, report_rows(campaign, verdicts))
+    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
 
 
 async def _send_async(

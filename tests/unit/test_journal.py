@@ -87,6 +87,7 @@ def test_rows_in_flight_at_a_stop_become_unknown_at_resume(jpath: Path) -> None:
         assert j.settled_rows() == {2, 3}  # unknown is not settled: the user decides
         unknown = j.outcome(4)
         assert unknown is not None and unknown.error == IN_FLIGHT_ERROR
+        assert unknown.error_code == "IN_FLIGHT"  # as the crashed run's own report said
         assert unknown.batch_id == "b2" and unknown.phone == "+6591234569"
         assert j.mark_in_flight_unknown() == 0
 
