@@ -28,7 +28,7 @@ class PlanObserver(Protocol):
     def batch(self, batch: Batch) -> None: ...
 
 
-ObserverFactory = Callable[[Campaign], PlanObserver]
+ObserverFactory = Callable[[Campaign], PlanObserver | None]
 
 
 @dataclass(frozen=True, slots=True)

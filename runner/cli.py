@@ -20,16 +20,18 @@ from typing import NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from runner import __version__
-from runner.check import CampaignCheck, PlanSummary, check_campaign
+from runner.check import CampaignCheck, PlanObserver, PlanSummary, check_campaign
 from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
 from runner.kaleyra import Endpoint, Secret, resolve_endpoint
 from runner.limiter import min_duration
 from runner.model import Campaign, Window
 from runner.output import render_github, render_json, render_text
+from runner.plan import is_personalised
 from runner.report import ReportWriter, format_summary
 from runner.send import (
     DryRunReport,
     RunOutcome,
+    SendableRows,
     SendOptions,
     journal_path,
     send_campaign,
@@ -221,8 +223,13 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such campaign file")
     dry_runs: list[DryRunReport] = []
+    sendable: list[SendableRows] = []
 
-    def observe(campaign: Campaign) -> DryRunReport:
+    def observe(campaign: Campaign) -> PlanObserver | None:
+        if not args.dry_run:
+            # The send plans from what the check pass found, unless texts need other columns.
+            sendable.extend([] if is_personalised(campaign) else [SendableRows()])
+            return sendable[0] if sendable else None
         # The dry run writes its report while the campaign is checked: one pass over the CSV.
         report = report_path(args, campaign)
         refuse_to_overwrite_a_run(report)
@@ -239,8 +246,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return summary
 
     try:
-        check = check_campaign(Path(args.file), observe=observe if args.dry_run else None,
-                               known_summary=known_summary)
+        check = check_campaign(Path(args.file), observe=observe, known_summary=known_summary)
         for d in check.diagnostics:
             print(d.format_text(), file=err)
         if not check.ok or check.campaign is None or check.summary is None:
@@ -259,14 +265,15 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for dry_run in dry_runs:
             dry_run.writer.discard()  # a no-op once committed
 
+    rows = sendable[0] if sendable else None
     if args.sandbox:
-        return _send_to_sandbox(check, options, args, out, err)
+        return _send_to_sandbox(check, options, rows, args, out, err)
     endpoint = resolve_endpoint(check.campaign, os.environ)
-    return _send(check, endpoint, options, out, err)
+    return _send(check, endpoint, options, rows, out, err)
 
 
-def _send_to_sandbox(check: CampaignCheck, options: SendOptions, args: argparse.Namespace,
-                     out: TextIO, err: TextIO) -> int:
+def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: SendableRows | None,
+                     args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread, faults_from_args
 
     assert check.campaign is not None
@@ -275,11 +282,11 @@ def _send_to_sandbox(check: CampaignCheck, options: SendOptions, args: argparse.
         print(f"sandbox: sending to the local Kaleyra-compatible server at {sandbox.base_url}",
               file=err)
         endpoint = Endpoint(sandbox.base_url, SANDBOX_SID, Secret(SANDBOX_API_KEY))
-        return _send(check, endpoint, options, out, err)
+        return _send(check, endpoint, options, rows, out, err)
 
 
-def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: TextIO,
-          err: TextIO) -> int:
+def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions,
+          rows: SendableRows | None, out: TextIO, err: TextIO) -> int:
     assert check.campaign is not None and check.summary is not None
     window = check.campaign.sending.window
     if not options.destination:  # the real API (or a proxy): where, never with which key
@@ -292,7 +299,7 @@ def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions, out: T
               "(Ctrl-C or SIGTERM stops; rerun to resume)", file=err, flush=True)
 
     outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid,
-                            summary=check.summary,
+                            summary=check.summary, sendable=rows,
                             on_wait=on_wait)
     return finish_send(outcome, window, out, err)
 

@@ -102,7 +102,7 @@ def _recipient_factory() -> Callable[..., Recipient]:
 
 
 _recipient = _recipient_factory()
-_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +284,7 @@ class RecipientStream:
                                             self.spec.phone_column)
                         continue
                     key = int(e164[1:])
-                    fields = dict(zip(columns, rec, strict=False)) if with_fields else _NO_FIELDS
+                    fields = dict(zip(columns, rec, strict=False)) if with_fields else NO_FIELDS
                     # _FirstRows.first_row, inlined.
                     slot = ((key * _GOLDEN) >> 20) & mask
                     while True:

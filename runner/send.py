@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.progress import Progress
-from runner.recipients import Recipient, open_recipients
+from runner.recipients import NO_FIELDS, Recipient, open_recipients
 from runner.report import ReportRow, ReportWriter, write_report
 from runner.window import window_state
 
@@ -109,6 +110,31 @@ class DryRunReport:
         if self._waiting:  # every sendable row is planned by the end of the pass
             raise RuntimeError(f"dry run: {len(self._waiting)} rows were never planned")
         return self.writer.commit()
+
+
+class SendableRows:
+    """The rows the check pass found sendable, as (row, number) pairs in two int arrays.
+
+    For a body without placeholders this is all the send pass needs, so it plans from here
+    instead of reading and normalising the CSV a second time (16 bytes a sendable row).
+    """
+
+    def __init__(self) -> None:
+        self._rows = array("q")
+        self._numbers = array("q")
+
+    def recipient(self, recipient: Recipient) -> None:
+        if recipient.status == "ok" and recipient.phone is not None:
+            self._rows.append(recipient.row)
+            self._numbers.append(int(recipient.phone[1:]))  # E.164 never starts with +0
+
+    def batch(self, batch: Batch) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Recipient]:
+        for row, number in zip(self._rows, self._numbers, strict=True):
+            phone = f"+{number}"
+            yield Recipient(row, phone, phone, "ok", NO_FIELDS)
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -203,6 +229,7 @@ def send_campaign(
     *,
     to_send: int,
     summary: PlanSummary | None = None,
+    sendable: SendableRows | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_wait: Callable[[datetime], None] | None = None,
 ) -> RunOutcome:
@@ -229,7 +256,7 @@ def send_campaign(
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
             stats, stopped = asyncio.run(
-                _send_async(campaign, endpoint, journal, skip, to_send=left, now=now,
+                _send_async(campaign, endpoint, journal, skip, sendable, to_send=left, now=now,
                             on_wait=on_wait))
         counts = _write_journal_report(campaign, options.report, journal)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
@@ -249,6 +276,7 @@ async def _send_async(
     endpoint: Endpoint,
     journal: Journal,
     skip: set[int],
+    sendable: SendableRows | None,
     *,
     to_send: int,
     now: Callable[[], datetime],
@@ -263,7 +291,7 @@ async def _send_async(
     loop = asyncio.get_running_loop()
     engines: list[Engine] = []  # the engine, once waiting for the window is over
     main = asyncio.ensure_future(
-        _wait_then_send(campaign, endpoint, journal, skip, to_send=to_send, now=now,
+        _wait_then_send(campaign, endpoint, journal, skip, sendable, to_send=to_send, now=now,
                         on_wait=on_wait, engines=engines))
     signals_seen = 0
 
@@ -292,6 +320,7 @@ async def _wait_then_send(
     endpoint: Endpoint,
     journal: Journal,
     skip: set[int],
+    sendable: SendableRows | None,
     *,
     to_send: int,
     now: Callable[[], datetime],
@@ -329,7 +358,9 @@ async def _wait_then_send(
                                                   retries=s.retries),
         )
         engines.append(engine)
-        rows = open_recipients(campaign.recipients, with_fields=is_personalised(campaign))
+        rows: Iterable[Recipient] = (
+            sendable if sendable is not None
+            else open_recipients(campaign.recipients, with_fields=is_personalised(campaign)))
         batches = plan_batches(rows, campaign, skip=skip,
                                id_prefix=f"r{journal.run_number}-b")
         closing = None
