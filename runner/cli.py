@@ -227,9 +227,11 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     def observe(campaign: Campaign) -> PlanObserver | None:
         if not args.dry_run:
-            # The send plans from what the check pass found, unless texts need other columns.
-            sendable.extend([] if is_personalised(campaign) else [SendableRows()])
-            return sendable[0] if sendable else None
+            if is_personalised(campaign):
+                return None  # texts need the other columns: the send reads the CSV itself
+            # The send plans from what the check pass found: no second read of the CSV.
+            sendable.append(SendableRows())
+            return sendable[0]
         # The dry run writes its report while the campaign is checked: one pass over the CSV.
         report = report_path(args, campaign)
         refuse_to_overwrite_a_run(report)
