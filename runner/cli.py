@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runner.sandbox import add_sandbox_arguments
+    from runner.sandbox_cli import add_sandbox_arguments
 
     parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.")
     parser.add_argument("--version", action="version", version=f"campaign {__version__}")
@@ -215,7 +215,8 @@ def refuse_to_overwrite_a_run(report: Path) -> None:
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from runner.sandbox import Faults, faults_from_args
+    from runner.sandbox import Faults
+    from runner.sandbox_cli import faults_from_args
 
     if faults_from_args(args) != Faults() and not args.sandbox:
         # Rehearsing a bad day without --sandbox would send the real campaign.
@@ -276,7 +277,8 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: SendableRows | None,
                      args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread, faults_from_args
+    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread
+    from runner.sandbox_cli import faults_from_args
 
     assert check.campaign is not None
     with SandboxThread(region=check.campaign.account.region, api_key=SANDBOX_API_KEY,
@@ -368,7 +370,7 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from runner.sandbox import serve_from_args
+    from runner.sandbox_cli import serve_from_args
 
     serve_from_args(args)
     return EXIT_OK

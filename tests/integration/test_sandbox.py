@@ -38,10 +38,8 @@ from runner.sandbox import (
     SandboxRecord,
     SandboxServer,
     SandboxThread,
-    add_sandbox_arguments,
-    faults_from_args,
-    serve,
 )
+from runner.sandbox_cli import add_sandbox_arguments, faults_from_args, serve
 
 HEADERS = {"api-key": SANDBOX_API_KEY}
 
@@ -393,7 +391,8 @@ def test_serve_reports_a_port_in_use() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_serve_in_the_foreground_until_signalled(sig: signal.Signals) -> None:
-    code = ("from runner.sandbox import *; serve('127.0.0.1', 0, faults=Faults(), "
+    code = ("from runner.sandbox import *; from runner.sandbox_cli import serve; "
+            "serve('127.0.0.1', 0, faults=Faults(), "
             "region='IN', api_key=SANDBOX_API_KEY, sid=SANDBOX_SID)")
     root = Path(__file__).resolve().parents[2]
     env = os.environ | {"PYTHONPATH": str(root)}
