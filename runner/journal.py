@@ -27,7 +27,6 @@ The API key is never stored: ``settings`` refuses keys that look like one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import sqlite3
@@ -39,8 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, cast
 
-from runner.errors import InputError, JournalError, display_path
-from runner.model import Campaign
+from runner.errors import JournalError, display_path
 
 JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
 SCHEMA_VERSION = 1
@@ -106,45 +104,6 @@ class JournalMeta:
     settings: dict[str, object]
     created: str
     run_number: int
-
-
-# -- fingerprint ---------------------------------------------------------------------------------
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise InputError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from None
-    return digest.hexdigest()
-
-
-def fingerprint(campaign: Campaign) -> str:
-    """What the run sends and to whom, hashed: a resume is refused when it changes.
-
-    Covers the message (sender, type, flash, body, template_id, entity_id, unicode), the name
-    (sent as ``ref``), region and SID, the batch size and what decides who gets it (phone column,
-    default country, the bytes of the source CSV and of the suppression lists, in any order).
-    Rate, concurrency, retries and the window are left out: changing them mid-run is fine.
-    Paths are left out too, so moving the campaign folder does not orphan a run.
-    """
-    m, r = campaign.message, campaign.recipients
-    doc = {
-        "v": 1,
-        "name": campaign.name,
-        "region": campaign.account.region,
-        "sid": campaign.account.sid,
-        "message": [m.sender, m.type, m.flash, m.body, m.template_id, m.entity_id, m.unicode],
-        "batch_size": campaign.effective_batch_size,
-        "phone_column": r.phone_column,
-        "default_country": r.default_country,
-        "source": _file_digest(r.source),
-        "exclude": sorted(_file_digest(p) for p in r.exclude),
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 # -- opening -------------------------------------------------------------------------------------

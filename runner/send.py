@@ -22,12 +22,12 @@ import aiohttp
 from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, display_path
+from runner.fingerprint import fingerprint
 from runner.journal import (
     IN_FLIGHT_CODE,
     IN_FLIGHT_ERROR,
     Journal,
     RowOutcome,
-    fingerprint,
     read_meta,
 )
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
@@ -199,7 +199,11 @@ def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
         return None  # opening it for the send says what is wrong
     if meta.fingerprint != fingerprint(campaign):
         return None
-    return PlanSummary.from_json(meta.settings.get("summary"))
+    summary = PlanSummary.from_json(meta.settings.get("summary"))
+    if summary is not None and summary.invalid > campaign.recipients.max_invalid_ratio * (
+            summary.recipients):
+        return None  # max_invalid_ratio was tightened since: check again, and say so
+    return summary
 
 
 def check_destination(journal: Journal, options: SendOptions) -> None:

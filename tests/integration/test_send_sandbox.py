@@ -289,3 +289,19 @@ def test_a_finished_run_rerun_outside_its_window_is_still_finished(
         code, _, err = run_cli("send", str(campaign), "--report", str(report))
     assert code == 0, err  # nothing left to send: the closed window does not matter
     assert "window is closed" not in err
+
+
+def test_a_tightened_invalid_ratio_is_checked_again_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    campaign, _ = write_campaign(tmp_path, 200)  # 2% of its rows are invalid
+    report = tmp_path / "r.csv"
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:
+        point_at(monkeypatch, sandbox)
+        assert run_cli("send", str(campaign), "--report", str(report))[0] == 0
+        text = campaign.read_text().replace("  default_country: IN\n",
+                                            "  default_country: IN\n  max_invalid_ratio: 0.01\n")
+        campaign.write_text(text, encoding="utf-8")
+        code, _, err = run_cli("send", str(campaign), "--report", str(report))
+    assert code == 1
+    assert "above max_invalid_ratio" in err
+    assert "resuming" not in err

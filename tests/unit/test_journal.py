@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, JournalError
-from runner.journal import IN_FLIGHT_ERROR, Journal, RowOutcome, fingerprint, read_meta
+from runner.fingerprint import fingerprint
+from runner.journal import IN_FLIGHT_ERROR, Journal, RowOutcome, read_meta
 from runner.model import Account, Campaign, MessageSpec, RecipientsSpec, SendingSpec
 
 REPO = Path(__file__).resolve().parents[2]
