@@ -256,7 +256,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"{check.path}: invalid campaign, nothing sent", file=err)
             return EXIT_INVALID
         report = dry_runs[0].writer.path if dry_runs else report_path(args, check.campaign)
-        options = SendOptions(report=report, dry_run=args.dry_run,
+        options = SendOptions(report=report,
                               destination="the built-in sandbox" if args.sandbox else "",
                               resend_unknown=args.resend_unknown,
                               retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait)

@@ -12,10 +12,11 @@ import signal
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -45,7 +46,6 @@ STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
 @dataclass(frozen=True, slots=True)
 class SendOptions:
     report: Path
-    dry_run: bool = False
     resend_unknown: bool = False
     retry_failed: bool = False
     fresh: bool = False
@@ -259,9 +259,10 @@ def send_campaign(
                 return RunOutcome(counts, options.report, stopped=True,
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
-            stats, stopped = asyncio.run(
-                _send_async(campaign, endpoint, journal, skip, sendable, to_send=left, now=now,
-                            on_wait=on_wait))
+            stats, stopped = asyncio.run(_under_signals(
+                lambda engines: _wait_then_send(campaign, endpoint, journal, skip, sendable,
+                                                to_send=left, now=now, on_wait=on_wait,
+                                                engines=engines)))
         counts = _write_journal_report(campaign, options.report, journal)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, elapsed=time.monotonic() - started,
@@ -275,18 +276,10 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal) ->
     return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
 
 
-async def _send_async(
-    campaign: Campaign,
-    endpoint: Endpoint,
-    journal: Journal,
-    skip: set[int],
-    sendable: SendableRows | None,
-    *,
-    to_send: int,
-    now: Callable[[], datetime],
-    on_wait: Callable[[datetime], None] | None,
-) -> tuple[EngineStats, bool]:
-    """Run the engine under the signal handlers: (stats, whether the run was cut short).
+async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
+                         ) -> tuple[EngineStats, bool]:
+    """Run ``start`` (which puts its engine in the list it is given) under the signal handlers:
+    (stats, whether the run was cut short).
 
     The handlers are in place before anything else, the wait for the window included. A first
     signal stops the engine (requests in flight get STOP_GRACE_SECONDS to finish); a signal
@@ -294,9 +287,7 @@ async def _send_async(
     """
     loop = asyncio.get_running_loop()
     engines: list[Engine] = []  # the engine, once waiting for the window is over
-    main = asyncio.ensure_future(
-        _wait_then_send(campaign, endpoint, journal, skip, sendable, to_send=to_send, now=now,
-                        on_wait=on_wait, engines=engines))
+    main = asyncio.ensure_future(start(engines))
     signals_seen = 0
 
     def on_signal() -> None:
