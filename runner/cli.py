@@ -16,29 +16,24 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from runner import __version__
 from runner.check import CampaignCheck, PlanObserver, PlanSummary, check_campaign
 from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
-from runner.kaleyra import Endpoint, Secret, resolve_endpoint
+from runner.journal import journal_path
 from runner.limiter import min_duration
 from runner.model import Campaign, Window
 from runner.output import render_github, render_json, render_text
 from runner.plan import is_personalised
 from runner.report import ReportWriter, format_summary
-from runner.send import (
-    DryRunReport,
-    RunOutcome,
-    SendableRows,
-    SendOptions,
-    journal_path,
-    send_campaign,
-    stored_summary,
-)
-from runner.status import add_status_arguments, cmd_status
+from runner.verdicts import CheckedRows, DryRunReport
 from runner.window import describe
+
+if TYPE_CHECKING:  # sending needs aiohttp, a tenth of a second to import: not for validate
+    from runner.kaleyra import Endpoint
+    from runner.send import RunOutcome, SendOptions
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_STOPPED = 0, 1, 2, 3, 75
 
@@ -82,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", metavar="REPORT",
+                        help="a delivery report written by `campaign send` (its journal beside it)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="ask again for rows whose delivery status is already final")
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out = stdout if stdout is not None else sys.stdout
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         if args.command == "send":
             return cmd_send(args, out, err)
         if args.command == "status":
+            from runner.status import cmd_status
+
             return cmd_status(args, out, err)
         if args.command == "sandbox":
             return cmd_sandbox(args)
@@ -224,24 +228,25 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such campaign file")
     dry_runs: list[DryRunReport] = []
-    sendable: list[SendableRows] = []
+    checked: list[CheckedRows] = []
 
     def observe(campaign: Campaign) -> PlanObserver | None:
         if not args.dry_run:
-            if is_personalised(campaign):
-                return None  # texts need the other columns: the send reads the CSV itself
-            # The send plans from what the check pass found: no second read of the CSV.
-            sendable.append(SendableRows())
-            return sendable[0]
+            # The send plans, and writes its report, from what the check pass found.
+            checked.append(CheckedRows())
+            return checked[0]
         # The dry run writes its report while the campaign is checked: one pass over the CSV.
         report = report_path(args, campaign)
         refuse_to_overwrite_a_run(report)
-        dry_runs.append(DryRunReport(ReportWriter(report)))
+        dry_runs.append(DryRunReport(ReportWriter(report),
+                                     in_row_order=not is_personalised(campaign)))
         return dry_runs[-1]
 
     def known_summary(campaign: Campaign) -> PlanSummary | None:
         if args.dry_run or args.fresh:
             return None
+        from runner.send import stored_summary
+
         summary = stored_summary(report_path(args, campaign), campaign)
         if summary is not None:
             print("resuming: the recipients were checked when this run started and have not "
@@ -255,28 +260,33 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not check.ok or check.campaign is None or check.summary is None:
             print(f"{check.path}: invalid campaign, nothing sent", file=err)
             return EXIT_INVALID
-        report = dry_runs[0].writer.path if dry_runs else report_path(args, check.campaign)
-        options = SendOptions(report=report,
+        if dry_runs:
+            dry_runs[0].commit()
+            print(describe_plan(check, dry_runs[0].writer.path), file=out)
+            return EXIT_OK
+        from runner.send import SendOptions
+
+        options = SendOptions(report=report_path(args, check.campaign),
                               destination="the built-in sandbox" if args.sandbox else "",
                               resend_unknown=args.resend_unknown,
                               retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait)
-        if dry_runs:
-            dry_runs[0].commit()
-            print(describe_plan(check, options.report), file=out)
-            return EXIT_OK
+        rows = checked[0] if checked else None
+        if args.sandbox:
+            return _send_to_sandbox(check, options, rows, args, out, err)
+        from runner.kaleyra import resolve_endpoint
+
+        endpoint = resolve_endpoint(check.campaign, os.environ)
+        return _send(check, endpoint, options, rows, out, err)
     finally:
         for dry_run in dry_runs:
             dry_run.writer.discard()  # a no-op once committed
-
-    rows = sendable[0] if sendable else None
-    if args.sandbox:
-        return _send_to_sandbox(check, options, rows, args, out, err)
-    endpoint = resolve_endpoint(check.campaign, os.environ)
-    return _send(check, endpoint, options, rows, out, err)
+        for kept in checked:
+            kept.close()
 
 
-def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: SendableRows | None,
+def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: CheckedRows | None,
                      args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from runner.kaleyra import Endpoint, Secret
     from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread
     from runner.sandbox_cli import faults_from_args
 
@@ -290,7 +300,9 @@ def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: SendableR
 
 
 def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions,
-          rows: SendableRows | None, out: TextIO, err: TextIO) -> int:
+          rows: CheckedRows | None, out: TextIO, err: TextIO) -> int:
+    from runner.send import send_campaign
+
     assert check.campaign is not None and check.summary is not None
     window = check.campaign.sending.window
     if not options.destination:  # the real API (or a proxy): where, never with which key
@@ -303,8 +315,7 @@ def _send(check: CampaignCheck, endpoint: Endpoint, options: SendOptions,
               "(Ctrl-C or SIGTERM stops; rerun to resume)", file=err, flush=True)
 
     outcome = send_campaign(check.campaign, endpoint, options, to_send=check.summary.valid,
-                            summary=check.summary, sendable=rows,
-                            on_wait=on_wait)
+                            summary=check.summary, checked=rows, on_wait=on_wait)
     return finish_send(outcome, window, out, err)
 
 

@@ -85,6 +85,15 @@ _COLUMNS = "row, phone, status, batch_id, message_id, error_code, error, attempt
 _SECRET_KEY = re.compile(r"(?i).*(api[-_ ]?key|secret|password|token)")
 
 
+def journal_path(report: Path) -> Path:
+    """Where the journal of the run that writes ``report`` lives: beside it."""
+    return report.with_name(report.name + ".journal")
+
+
+# A row as stored: row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at.
+JournalRow = tuple[int, str, str, str, str, str, str, int, str]
+
+
 @dataclass(frozen=True, slots=True)
 class RowOutcome:
     row: int
@@ -383,6 +392,12 @@ class Journal:
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
         while chunk := cur.fetchmany(1000):
             yield from (_outcome(found) for found in chunk)
+
+    def rows_in_row_order(self) -> Iterator[JournalRow]:
+        """``outcomes_in_row_order`` as plain tuples: for the report, a million rows at a time."""
+        cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
+        while chunk := cur.fetchmany(1000):
+            yield from chunk
 
     def close(self) -> None:
         if self._closed:

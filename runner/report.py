@@ -103,6 +103,39 @@ def _cells(r: ReportRow, extra_columns: Sequence[str]) -> list[str]:
     return [neutralise(c) if c[:1] in _RISKY_FIRST else c for c in cells]
 
 
+def unsent_cells(row: int, phone: str, status: str, *, batch_id: str = "", error: str = "",
+                 blank_extra: tuple[str, ...] = ()) -> tuple[object, ...]:
+    """The cells of a row with no answer to report (dry run, invalid, pending, ...)."""
+    if phone[:1] in _RISKY_FIRST:
+        phone = neutralise(phone)
+    if error[:1] in _RISKY_FIRST:
+        error = neutralise(error)
+    return (row, phone, status, "", batch_id, "", error, 0, "", *blank_extra)
+
+
+class LineFormatter:
+    """Report rows as CSV text one line at a time, exactly as ReportWriter writes them: for
+    lines made early and merged into a report later."""
+
+    def __init__(self, extra_columns: Sequence[str] = ()) -> None:
+        self._extra = tuple(extra_columns)
+        self._blank_extra = ("",) * len(self._extra)
+        self._text = ""
+        self._writer = csv.writer(self, lineterminator="\r\n")
+
+    def write(self, text: str) -> None:  # the csv.writer's file: keeps the line just made
+        self._text = text
+
+    def unsent(self, row: int, phone: str, status: str, error: str = "") -> str:
+        self._writer.writerow(unsent_cells(row, phone, status, error=error,
+                                           blank_extra=self._blank_extra))
+        return self._text
+
+    def row(self, row: ReportRow) -> str:
+        self._writer.writerow(_cells(row, self._extra))
+        return self._text
+
+
 def _open_temp(path: Path) -> tuple[Path, int]:
     """A new temporary file in the report's folder (same file system, so os.replace is atomic)."""
     folder = path.parent
@@ -162,18 +195,29 @@ class ReportWriter:
                      error: str = "") -> None:
         """A row with no answer to report (dry run, invalid, ...): ``write`` without the record,
         for the dry run's million-row path."""
-        if phone[:1] in _RISKY_FIRST:
-            phone = neutralise(phone)
-        if error[:1] in _RISKY_FIRST:
-            error = neutralise(error)
         try:
-            self._writer.writerow((row, phone, status, "", batch_id, "", error, 0, "",
-                                   *self._blank_extra))
+            self._writer.writerow(unsent_cells(row, phone, status, batch_id=batch_id, error=error,
+                                               blank_extra=self._blank_extra))
         except OSError as exc:
             self.discard()
             raise InputError(f"{display_path(self.path)}: cannot write the report: "
                              f"{exc.strerror or exc}") from None
         self.counts[status] += 1
+
+    def write_planned(self, rows: Sequence[tuple[int, str]], status: str, batch_id: str) -> None:
+        """Rows put in a batch and not sent (the dry run), each ``(row, e164)``, in one write.
+
+        E.164 numbers, statuses and batch ids never need quoting or neutralising, so these lines
+        skip the csv module: at a million rows that is a second saved.
+        """
+        tail = f",{status},,{batch_id},,,0,{',' * len(self._extra)}\r\n"
+        self._guard(self._handle.write, "".join([f"{row},{phone}{tail}" for row, phone in rows]))
+        self.counts[status] += len(rows)
+
+    def write_text(self, text: str, counts: Mapping[str, int]) -> None:
+        """Lines already formatted (LineFormatter, write_planned's rule), with their statuses."""
+        self._guard(self._handle.write, text)
+        self.counts.update(counts)
 
     def commit(self) -> Counter[str]:
         def finish() -> None:

@@ -1,24 +1,24 @@
-"""Running a campaign: the dry run, the real send with resume, and the report that follows both.
+"""Running a campaign: the real send with resume, and the report that follows it.
 
-The caller (the CLI) has already checked the campaign. Here the recipients are streamed again into
-the planner and the engine, the journal remembers every answer, and the report is rebuilt by
-merging the recipient stream with the journal, both in source-row order, so memory stays flat.
+The caller (the CLI) has already checked the campaign, and kept what the check found
+(``runner.verdicts.CheckedRows``). The send plans from those verdicts (a body with placeholders
+reads the CSV again for its other columns), the journal remembers every answer, and the report
+merges the verdicts with the journal, both in source-row order. A resume that trusts the check
+made when the run started has no verdicts: its report merges a new read of the CSV instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
-from array import array
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import Any, cast
 
 from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
@@ -28,7 +28,9 @@ from runner.journal import (
     IN_FLIGHT_CODE,
     IN_FLIGHT_ERROR,
     Journal,
+    JournalRow,
     RowOutcome,
+    journal_path,
     read_meta,
 )
 from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
@@ -36,9 +38,12 @@ from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.progress import Progress
-from runner.recipients import NO_FIELDS, Recipient, open_recipients
-from runner.report import ReportRow, ReportWriter, write_report
+from runner.recipients import Recipient, open_recipients
+from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
+from runner.verdicts import CheckedRows
 from runner.window import window_state
+
+__all__ = ["journal_path"]  # re-exported: where a report's journal lives
 
 STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
 
@@ -66,77 +71,6 @@ class RunOutcome:
     unknown_from_before: int = 0  # rows found in flight from an earlier run that died
 
 
-def journal_path(report: Path) -> Path:
-    return report.with_name(report.name + ".journal")
-
-
-# --- dry run -----------------------------------------------------------------------------------
-
-
-class DryRunReport:
-    """Writes the dry-run report during the check pass itself: one read of the CSV, not two.
-
-    Rows are written in source order as soon as their fate is known: a row that will not be sent
-    at once, a sendable row once the planner has put it in a batch. Rows wait in a queue until
-    then, which the planner's bounded open groups keep small.
-    """
-
-    def __init__(self, writer: ReportWriter) -> None:
-        self.writer = writer
-        self._waiting: deque[Recipient] = deque()
-        self._batch_of: dict[int, str] = {}
-
-    def recipient(self, recipient: Recipient) -> None:
-        if self._waiting or recipient.status == "ok":
-            self._waiting.append(recipient)
-        else:
-            self._write(recipient, "")
-
-    def batch(self, batch: Batch) -> None:
-        for recipient in batch.recipients:
-            self._batch_of[recipient.row] = batch.id
-        waiting, batch_of = self._waiting, self._batch_of
-        while waiting and (waiting[0].status != "ok" or waiting[0].row in batch_of):
-            head = waiting.popleft()
-            self._write(head, batch_of.pop(head.row, ""))
-
-    def _write(self, r: Recipient, batch_id: str) -> None:
-        if r.status == "ok":
-            self.writer.write_unsent(r.row, r.phone or r.raw_phone, "dry_run", batch_id=batch_id)
-        else:
-            self.writer.write_unsent(r.row, r.phone or r.raw_phone, r.status, error=r.reason)
-
-    def commit(self) -> Counter[str]:
-        if self._waiting:  # every sendable row is planned by the end of the pass
-            raise RuntimeError(f"dry run: {len(self._waiting)} rows were never planned")
-        return self.writer.commit()
-
-
-class SendableRows:
-    """The rows the check pass found sendable, as (row, number) pairs in two int arrays.
-
-    For a body without placeholders this is all the send pass needs, so it plans from here
-    instead of reading and normalising the CSV a second time (16 bytes a sendable row).
-    """
-
-    def __init__(self) -> None:
-        self._rows = array("q")
-        self._numbers = array("q")
-
-    def recipient(self, recipient: Recipient) -> None:
-        if recipient.status == "ok" and recipient.phone is not None:
-            self._rows.append(recipient.row)
-            self._numbers.append(int(recipient.phone[1:]))  # E.164 never starts with +0
-
-    def batch(self, batch: Batch) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[Recipient]:
-        for row, number in zip(self._rows, self._numbers, strict=True):
-            phone = f"+{number}"
-            yield Recipient(row, phone, phone, "ok", NO_FIELDS)
-
-
 # --- the report --------------------------------------------------------------------------------
 
 
@@ -161,6 +95,60 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
                                 attempts=o.attempts, sent_at=o.sent_at)
         else:
             yield ReportRow(recipient.row, phone, "pending")
+
+
+_SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
+
+
+def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
+                        lines: LineFormatter) -> Iterator[tuple[str, str]]:
+    """(line, status) for each source row, in source order: the check pass's verdicts merged
+    with the journal, formatted as ReportWriter would (the common ``sent`` line directly)."""
+    unsent = checked.unsent_lines()
+    next_unsent = next(unsent, None)
+    upcoming = next(outcomes, None)
+    for row, number in checked.sendable_pairs():
+        while next_unsent is not None and next_unsent[0] < row:
+            yield next_unsent[1], ""
+            next_unsent = next(unsent, None)
+        while upcoming is not None and upcoming[0] < row:
+            upcoming = next(outcomes, None)
+        phone = f"+{number}"
+        if upcoming is None or upcoming[0] != row:
+            yield lines.unsent(row, phone, "pending"), "pending"
+            continue
+        _, _, status, batch_id, message_id, error_code, error, attempts, sent_at = upcoming
+        if status == "sent" and _SAFE_ID.fullmatch(message_id) and _SAFE_ID.fullmatch(batch_id):
+            yield f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n", "sent"
+        elif status == "in_flight":  # this run stopped while it was on its way
+            yield lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
+                                      error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
+                                      attempts=attempts, sent_at=sent_at)), "unknown"
+        else:
+            yield lines.row(ReportRow(row, phone, cast(ReportStatus, status),
+                                      message_id=message_id, batch_id=batch_id,
+                                      error_code=error_code, error=error, attempts=attempts,
+                                      sent_at=sent_at)), status
+    while next_unsent is not None:
+        yield next_unsent[1], ""
+        next_unsent = next(unsent, None)
+
+
+def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
+    """The report from the check pass's verdicts and the journal: no second read of the CSV."""
+    counts: Counter[str] = Counter(checked.unsent_counts)
+    with ReportWriter(path) as writer:
+        chunk: list[str] = []
+        for line, status in checked_report_rows(checked, journal.rows_in_row_order(),
+                                                LineFormatter()):
+            chunk.append(line)
+            if status:
+                counts[status] += 1
+            if len(chunk) >= 2000:
+                writer.write_text("".join(chunk), {})
+                chunk.clear()
+        writer.write_text("".join(chunk), counts)
+        return writer.commit()
 
 
 # --- the real send -----------------------------------------------------------------------------
@@ -233,7 +221,7 @@ def send_campaign(
     *,
     to_send: int,
     summary: PlanSummary | None = None,
-    sendable: SendableRows | None = None,
+    checked: CheckedRows | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_wait: Callable[[datetime], None] | None = None,
 ) -> RunOutcome:
@@ -255,15 +243,15 @@ def send_campaign(
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
             state = window_state(campaign.sending.window, now())
             if not state.open and not options.wait:
-                counts = _write_journal_report(campaign, options.report, journal)
+                counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
             stats, stopped = asyncio.run(_under_signals(
-                lambda engines: _wait_then_send(campaign, endpoint, journal, skip, sendable,
+                lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                 to_send=left, now=now, on_wait=on_wait,
                                                 engines=engines)))
-        counts = _write_journal_report(campaign, options.report, journal)
+        counts = _write_journal_report(campaign, options.report, journal, checked)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, elapsed=time.monotonic() - started,
                           run_number=journal.run_number, unknown_from_before=unknown_before)
@@ -271,8 +259,11 @@ def send_campaign(
         journal.close()
 
 
-def _write_journal_report(campaign: Campaign, report: Path, journal: Journal) -> Counter[str]:
+def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
+                          checked: CheckedRows | None) -> Counter[str]:
     journal.flush()
+    if checked is not None:
+        return write_checked_report(report, checked, journal)
     return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
 
 
@@ -315,7 +306,7 @@ async def _wait_then_send(
     endpoint: Endpoint,
     journal: Journal,
     skip: set[int],
-    sendable: SendableRows | None,
+    checked: CheckedRows | None,
     *,
     to_send: int,
     now: Callable[[], datetime],
@@ -332,6 +323,8 @@ async def _wait_then_send(
         state = window_state(sending.window, now())
 
     progress = Progress(to_send)
+    import aiohttp  # here, not at the top: a dry run never needs its 0.1 s import
+
     connector = aiohttp.TCPConnector(limit=sending.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -354,7 +347,7 @@ async def _wait_then_send(
         )
         engines.append(engine)
         rows: Iterable[Recipient] = (
-            sendable if sendable is not None
+            checked if checked is not None and not is_personalised(campaign)
             else open_recipients(campaign.recipients, with_fields=is_personalised(campaign)))
         batches = plan_batches(rows, campaign, skip=skip,
                                id_prefix=f"r{journal.run_number}-b")

@@ -39,7 +39,7 @@ from tenacity.wait import wait_random_exponential
 
 from runner.engine import RetryPolicy
 from runner.errors import InputError, JournalError, RunnerError, display_path
-from runner.journal import JournalMeta, read_meta
+from runner.journal import JournalMeta, journal_path, read_meta
 from runner.kaleyra import (
     STATUS_BATCH,
     Delivery,
@@ -54,7 +54,6 @@ from runner.kaleyra import (
 from runner.limiter import RateLimiter
 from runner.model import API_DOMAINS, Account, Region, SendingSpec
 from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
-from runner.send import journal_path
 
 # Not imported from runner.cli, which imports this module.
 EXIT_OK, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 3
@@ -377,13 +376,6 @@ def _counting(rows: Iterator[ReportRow], result: StatusResult) -> Iterator[Repor
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", metavar="REPORT",
-                        help="a delivery report written by `campaign send` (its journal beside it)")
-    parser.add_argument("--recheck", action="store_true",
-                        help="ask again for rows whose delivery status is already final")
 
 
 def summary(result: StatusResult) -> str:

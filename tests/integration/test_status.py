@@ -19,7 +19,7 @@ from yarl import URL
 
 import runner.kaleyra
 import runner.status
-from runner.cli import main
+from runner.cli import add_status_arguments, main
 from runner.journal import Journal
 from runner.kaleyra import Endpoint, StatusOutcome
 from runner.report import ReportRow, read_report, write_report
@@ -28,7 +28,6 @@ from runner.send import journal_path
 from runner.status import (
     DELIVERY_COLUMNS,
     NOT_IN_ANSWER,
-    add_status_arguments,
     check_delivery,
     cmd_status,
     verdict,

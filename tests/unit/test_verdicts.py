@@ -1,0 +1,107 @@
+"""The check pass's verdicts: the dry-run report's fast merge, and the send's report built from
+the verdicts, each byte for byte what the general way writes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.check import check_campaign
+from runner.journal import Journal, RowOutcome
+from runner.report import ReportWriter, write_report
+from runner.send import report_rows, write_checked_report
+from runner.verdicts import CheckedRows, DryRunReport
+
+# A row of each kind: valid numbers (some repeated), invalid cells, cells a spreadsheet would run.
+CELLS = st.one_of(
+    st.sampled_from([f"+6581234{n:03d}" for n in range(12)]),  # valid SG, repeats likely
+    st.sampled_from(["12", "call me", "=cmd()", '"+65 8123, 4000"', "", "-5", "+65 8123 4001"]),
+)
+
+
+def campaign_file(folder: Path, cells: list[str], *, batch_size: int, body: str = "Hi") -> Path:
+    (folder / "people.csv").write_text("phone,name\n" + "".join(f"{c},n{i}\n" for i, c in
+                                                                enumerate(cells)),
+                                       encoding="utf-8")
+    (folder / "blocked.csv").write_text("phone\n+6581234007\n", encoding="utf-8")
+    path = folder / "c.yaml"
+    path.write_text(
+        "version: 1\nname: v\naccount: {region: SG}\n"
+        f"message: {{sender: ACME, type: DEFAULT, body: \"{body}\"}}\n"
+        "recipients: {source: people.csv, default_country: SG, max_invalid_ratio: 1.0, "
+        "exclude: [blocked.csv]}\n"
+        f"sending: {{batch_size: {batch_size}}}\n",
+        encoding="utf-8")
+    return path
+
+
+def dry_run_report(path: Path, report: Path, *, in_row_order: bool) -> bytes:
+    observer = DryRunReport(ReportWriter(report), in_row_order=in_row_order)
+    check = check_campaign(path, observe=lambda campaign: observer)
+    assert check.summary is not None, check.diagnostics
+    observer.commit()
+    return report.read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(cells=st.lists(CELLS, min_size=1, max_size=40), batch_size=st.integers(1, 5))
+def test_the_row_order_merge_writes_what_the_general_one_does(cells: list[str],
+                                                              batch_size: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = campaign_file(folder, cells, batch_size=batch_size)
+        fast = dry_run_report(path, folder / "fast.csv", in_row_order=True)
+        general = dry_run_report(path, folder / "general.csv", in_row_order=False)
+    assert fast == general
+    assert fast.count(b"\r\n") == 1 + len(cells)  # the header, then one line a source row
+
+
+def test_a_dry_run_that_plans_nothing_still_reports_every_row(tmp_path: Path) -> None:
+    path = campaign_file(tmp_path, ["12", "call me", "+6581234001", "=cmd()"], batch_size=2)
+    text = dry_run_report(path, tmp_path / "r.csv", in_row_order=True).decode()
+    assert [line.split(",")[2] for line in text.splitlines()[1:]] == [
+        "invalid", "invalid", "dry_run", "invalid"]
+    assert "'=cmd()" in text  # neutralised for spreadsheets, as everywhere else
+
+
+def checked(path: Path) -> CheckedRows:
+    kept = CheckedRows()
+    check = check_campaign(path, observe=lambda campaign: kept)
+    assert check.summary is not None, check.diagnostics
+    return kept
+
+
+def test_the_send_report_from_verdicts_is_the_report_from_reading_the_csv(tmp_path: Path) -> None:
+    cells = ["+6581234001", "12", "+6581234002", "+6581234001", "=cmd()", "+6581234003",
+             "+6581234004", "+6581234007", "+6581234005", "+6581234006", "call me"]
+    path = campaign_file(tmp_path, cells, batch_size=2)
+    kept = checked(path)
+    assert kept.sendable == 6
+    # Row numbers are CSV lines: the header is line 1.
+    with Journal.open(tmp_path / "j.journal", "fp") as journal:
+        journal.begin_batch("r1-b1", [(2, "+6581234001"), (4, "+6581234002")])
+        journal.finish_batch([
+            RowOutcome(2, "+6581234001", "sent", "r1-b1", message_id="abc-1:1", attempts=1,
+                       sent_at="2026-11-25T10:00:00+00:00"),
+            # An id that needs quoting and neutralising goes the careful way.
+            RowOutcome(4, "+6581234002", "sent", "r1-b1", message_id="=1,\"2\"", attempts=2,
+                       sent_at="2026-11-25T10:00:01+00:00")])
+        journal.begin_batch("r1-b2", [(7, "+6581234003"), (8, "+6581234004")])
+        journal.finish_batch([
+            RowOutcome(7, "+6581234003", "failed", "r1-b2", error_code="E413",
+                       error="bad sender,\nsee docs", attempts=1),
+            RowOutcome(8, "+6581234004", "unknown", "r1-b2", error_code="TIMEOUT",
+                       error="may or may not")])
+        journal.begin_batch("r1-b3", [(10, "+6581234005")])  # left in flight; row 11 pending
+        from_verdicts = write_checked_report(tmp_path / "a.csv", kept, journal)
+        campaign = check_campaign(path).campaign
+        assert campaign is not None
+        from_csv = write_report(tmp_path / "b.csv",
+                                report_rows(campaign, journal.outcomes_in_row_order()))
+    kept.close()
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert from_verdicts == from_csv == {"sent": 2, "failed": 1, "unknown": 2, "pending": 1,
+                                         "invalid": 3, "duplicate": 1, "suppressed": 1}
