@@ -219,7 +219,7 @@ def refuse_to_overwrite_a_run(report: Path) -> None:
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from runner.sandbox import Faults
+    from runner.faults import Faults
     from runner.sandbox_cli import faults_from_args
 
     if faults_from_args(args) != Faults() and not args.sandbox:

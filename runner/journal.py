@@ -1,8 +1,10 @@
 """The durable state of a run: sqlite3 in WAL mode beside the report, and resume.
 
-A run is its journal (``<report>.journal``). Before a batch's request goes out its rows are
-recorded ``in_flight`` and committed (``begin_batch``); its answer turns them ``sent``, ``failed``
-or ``unknown`` (``finish_batch``). A run that dies and is rerun finds every answered row settled
+A run is its journal (``<report>.journal``). Before a batch's request goes out the batch is
+recorded open, with its rows, and committed (``begin_batch``: one record, not one per row, since
+this commit is on every request's path); its answer turns its rows ``sent``, ``failed`` or
+``unknown`` and closes it (``finish_batch``). Reads see the rows of a batch still open as
+``in_flight``. A run that dies and is rerun finds every answered row settled
 and every row that was in flight still marked so, which ``mark_in_flight_unknown`` turns into
 ``unknown``: those may have been delivered and are not resent unless the user asks.
 
@@ -20,6 +22,7 @@ Tables::
     meta (id = 1, fingerprint, settings JSON, created, run_number)
     rows (row INTEGER PRIMARY KEY, phone, status, batch_id, message_id, error_code, error,
           attempts, sent_at)
+    batches (id PRIMARY KEY, rows BLOB of int64, phones comma-separated, open 1/0)
 
 The API key is never stored: ``settings`` refuses keys that look like one.
 """
@@ -30,6 +33,7 @@ import contextlib
 import json
 import re
 import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +45,7 @@ from typing import Any, Literal, cast
 from runner.errors import JournalError, display_path
 
 JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the batches table
 DEFAULT_COMMIT_EVERY = 1000  # finished rows held before a commit of their own
 IN_FLIGHT_ERROR = "no answer recorded: the run stopped while this request was in flight"
 IN_FLIGHT_CODE = "IN_FLIGHT"
@@ -65,7 +69,18 @@ CREATE TABLE rows (
     attempts INTEGER NOT NULL DEFAULT 0,
     sent_at TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX rows_status ON rows (status);
+CREATE TABLE batches (
+    id TEXT PRIMARY KEY,
+    rows BLOB NOT NULL,
+    phones TEXT NOT NULL,
+    open INTEGER NOT NULL DEFAULT 1
+);
+"""
+_BATCHES_V2 = _SCHEMA[_SCHEMA.index("CREATE TABLE batches"):].replace(
+    "CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
+_BEGIN_BATCH = """
+INSERT INTO batches (id, rows, phones, open) VALUES (?, ?, ?, 1)
+ON CONFLICT (id) DO UPDATE SET rows = excluded.rows, phones = excluded.phones, open = 1
 """
 _BEGIN_ROW = """
 INSERT INTO rows (row, phone, status, batch_id) VALUES (?, ?, 'in_flight', ?)
@@ -247,6 +262,7 @@ class Journal:
         self.run_number = meta.run_number
         self._commit_every = commit_every
         self._pending = 0  # finished rows not yet committed
+        self._sent: bytearray | None = None  # a bit per row recorded sent, loaded on first use
         self._closed = False
         self.set_aside: Path | None = None  # where --fresh moved the old journal
 
@@ -287,7 +303,11 @@ class Journal:
             else:
                 meta = JournalMeta(meta.fingerprint, meta.settings, meta.created,
                                    meta.run_number + 1)
+                conn.execute("BEGIN")
+                conn.execute(_BATCHES_V2)  # a journal of schema 1 gains the table it lacks
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("UPDATE meta SET run_number = ? WHERE id = 1", (meta.run_number,))
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.close()
             raise _explain(path, exc) from None
@@ -301,32 +321,46 @@ class Journal:
     # -- writing --
 
     def begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
-        """Mark ``(row, phone)`` pairs in flight and commit (with any pending results)."""
+        """Record the batch open with its ``(row, phone)`` pairs, and commit (with any pending
+        results): from here on its rows read as ``in_flight`` until it is finished."""
         try:
-            self._begin()
             already = self._already_sent([row for row, _ in rows])
             if already:
                 raise JournalError(f"row {already[0]} was already sent in this run; refusing to "
                                    "send it again")
-            self._conn.executemany(_BEGIN_ROW, [(row, phone, batch_id) for row, phone in rows])
+            self._begin()
+            self._conn.execute(_BEGIN_BATCH, (
+                batch_id, array("q", [row for row, _ in rows]).tobytes(),
+                ",".join(phone for _, phone in rows)))
             self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
     def finish_batch(self, outcomes: Sequence[RowOutcome]) -> None:
         """Record answers; committed once enough are pending, or at the next begin/flush."""
+        self.finish_rows([(o.row, o.phone, o.status, o.batch_id, o.message_id, o.error_code,
+                           o.error, o.attempts, o.sent_at) for o in outcomes])
+
+    def finish_rows(self, rows: Sequence[JournalRow]) -> None:
+        """``finish_batch`` for rows as plain tuples (the engine's path: no object a row).
+
+        The batches the rows belong to are closed in the same transaction, so a crash leaves
+        a batch either open (its rows read unknown) or answered, never half of each."""
         try:
             self._begin()
-            self._conn.executemany(_FINISH_ROW, [
-                (o.row, o.phone, o.status, o.batch_id, o.message_id, o.error_code, o.error,
-                 o.attempts, o.sent_at) for o in outcomes])
-            self._pending += len(outcomes)
+            self._conn.executemany(_FINISH_ROW, rows)
+            self._conn.executemany("UPDATE batches SET open = 0 WHERE id = ?",
+                                   [(batch_id,) for batch_id in {r[3] for r in rows}])
+            sent = [r[0] for r in rows if r[2] == "sent"]
+            if sent:
+                self._mark_sent(sent)
+            self._pending += len(rows)
             if self._pending >= self._commit_every:
                 self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
-    def release_batch(self, rows: Sequence[int]) -> None:
+    def release_batch(self, batch_id: str, rows: Sequence[int]) -> None:
         """Forget rows begun but proven unsent (every answer said so, then the run stopped).
 
         They go back to "not attempted" (``pending`` in the report) and a rerun sends them.
@@ -335,6 +369,7 @@ class Journal:
         """
         try:
             self._begin()
+            self._conn.execute("UPDATE batches SET open = 0 WHERE id = ?", (batch_id,))
             for start in range(0, len(rows), _CHUNK):
                 part = list(rows[start:start + _CHUNK])
                 marks = ", ".join("?" * len(part))
@@ -348,6 +383,7 @@ class Journal:
 
     def flush(self) -> None:
         try:
+            self._open_batch_rows()
             self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
@@ -355,7 +391,9 @@ class Journal:
     def mark_in_flight_unknown(self) -> int:
         """At resume: rows left in flight by a run that stopped become ``unknown``."""
         try:
+            self._open_batch_rows()
             self._begin()
+            self._conn.execute("UPDATE batches SET open = 0 WHERE open = 1")
             cur = self._conn.execute(
                 "UPDATE rows SET status = 'unknown', "
                 "error_code = CASE WHEN error_code = '' THEN ? ELSE error_code END, "
@@ -366,35 +404,41 @@ class Journal:
             raise self._failed(exc) from None
         return cur.rowcount
 
-    # -- reading (a connection sees its own uncommitted writes, so no flush is needed) --
+    # -- reading (a connection sees its own uncommitted writes; open batches are written out as
+    # in-flight rows first) --
 
     def settled_rows(self) -> set[int]:
         """Rows whose request was answered (sent or failed)."""
         return self.rows_with_status("sent", "failed")
 
     def rows_with_status(self, *statuses: str) -> set[int]:
+        self._open_batch_rows()
         marks = ", ".join("?" * len(statuses))
         cur = self._conn.execute(f"SELECT row FROM rows WHERE status IN ({marks})", statuses)
         return {row for (row,) in cur}
 
     def counts(self) -> Counter[str]:
         """Rows by status."""
+        self._open_batch_rows()
         cur = self._conn.execute("SELECT status, count(*) FROM rows GROUP BY status")
         return Counter({status: n for status, n in cur})
 
     def outcome(self, row: int) -> RowOutcome | None:
+        self._open_batch_rows()
         found = self._conn.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?",
                                    (row,)).fetchone()
         return None if found is None else _outcome(found)
 
     def outcomes_in_row_order(self) -> Iterator[RowOutcome]:
         """Every recorded row, by row number, streamed (do not write while iterating)."""
+        self._open_batch_rows()
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
         while chunk := cur.fetchmany(1000):
             yield from (_outcome(found) for found in chunk)
 
     def rows_in_row_order(self) -> Iterator[JournalRow]:
         """``outcomes_in_row_order`` as plain tuples: for the report, a million rows at a time."""
+        self._open_batch_rows()
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
         while chunk := cur.fetchmany(1000):
             yield from chunk
@@ -426,15 +470,43 @@ class Journal:
             self._conn.execute("COMMIT")
         self._pending = 0
 
+    def _open_batch_rows(self) -> None:
+        """Write the rows of open batches as ``in_flight`` (over any older answer), for reads.
+
+        Idempotent: a batch stays open until answered or released, which overwrite its rows.
+        """
+        self._begin()
+        for batch_id, blob, phones in self._conn.execute(
+                "SELECT id, rows, phones FROM batches WHERE open = 1").fetchall():
+            rows = array("q")
+            rows.frombytes(blob)
+            self._conn.executemany(_BEGIN_ROW, [
+                (row, phone, batch_id) for row, phone in zip(rows, phones.split(","),
+                                                             strict=True)])
+
+    def _sent_bits(self) -> bytearray:
+        if self._sent is None:
+            self._sent = bytearray()
+            self._mark_sent([row for (row,) in self._conn.execute(
+                "SELECT row FROM rows WHERE status = 'sent'")])
+        return self._sent
+
+    def _mark_sent(self, rows: Sequence[int]) -> None:
+        bits = self._sent_bits()
+        if not rows:
+            return
+        top = max(rows) >> 3
+        if top >= len(bits):
+            bits.extend(bytes(top + 1 - len(bits) + len(bits) // 2))  # grow by half, amortised
+        for row in rows:
+            bits[row >> 3] |= 1 << (row & 7)
+
     def _already_sent(self, rows: list[int]) -> list[int]:
-        found: list[int] = []
-        for start in range(0, len(rows), _CHUNK):
-            part = rows[start:start + _CHUNK]
-            marks = ", ".join("?" * len(part))
-            cur = self._conn.execute(
-                f"SELECT row FROM rows WHERE status = 'sent' AND row IN ({marks})", part)
-            found.extend(row for (row,) in cur)
-        return sorted(found)
+        """Rows of ``rows`` recorded sent (a bit a row in memory: this check runs per request)."""
+        bits = self._sent_bits()
+        size = len(bits)
+        return sorted(row for row in rows
+                      if (row >> 3) < size and bits[row >> 3] & (1 << (row & 7)))
 
     def _failed(self, exc: sqlite3.Error) -> JournalError:
         with contextlib.suppress(sqlite3.Error):

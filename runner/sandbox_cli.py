@@ -13,19 +13,21 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import fields
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner.errors import InputError
-from runner.model import TYPES_BY_REGION
-from runner.sandbox import (
+from runner.faults import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     FAULT_KINDS,
     SANDBOX_API_KEY,
     SANDBOX_SID,
     Faults,
-    SandboxServer,
 )
+from runner.model import TYPES_BY_REGION
+
+if TYPE_CHECKING:  # the server (aiohttp) is imported only to serve, not to parse flags
+    from runner.sandbox import SandboxServer
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool = False) -> None:
@@ -81,6 +83,8 @@ def serve_from_args(ns: argparse.Namespace) -> None:
 
 async def _serve(host: str, port: int, *, faults: Faults, region: str, api_key: str, sid: str,
                  out: TextIO) -> None:
+    from runner.sandbox import SandboxServer
+
     server = SandboxServer(api_key=api_key, sid=sid, region=region, faults=faults)
     try:
         await server.start(host, port)

@@ -120,7 +120,7 @@ def test_a_released_batch_goes_back_to_not_attempted(jpath: Path) -> None:
         j.begin_batch("b1", [(2, "+6591234567")])
         j.finish_batch([sent(2, "+6591234567")])
         j.begin_batch("b2", [(3, "+6591234568"), (4, "+6591234569")])
-        j.release_batch([2, 3, 4])  # row 2 was answered: releasing must not forget it
+        j.release_batch("b2", [2, 3, 4])  # row 2 was answered: releasing must not forget it
         assert j.outcome(3) is None and j.outcome(4) is None
         assert j.settled_rows() == {2}
     with Journal.open(jpath, "fp") as j:
@@ -256,3 +256,38 @@ def test_fingerprint_of_a_missing_csv_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "stop2.csv").unlink()
     with pytest.raises(InputError, match=r"stop2\.csv: cannot read"):
         fingerprint(campaign)
+
+
+def test_a_failed_row_resent_and_left_in_flight_reads_unknown_not_failed(jpath: Path) -> None:
+    with Journal.open(jpath, "fp") as j:
+        j.begin_batch("r1-b1", [(2, "+6591234567"), (3, "+6591234568")])
+        j.finish_batch([failed(2, "+6591234567", "r1-b1"), sent(3, "+6591234568", "r1-b1")])
+    with Journal.open(jpath, "fp") as j:  # --retry-failed: row 2 goes out again, then a crash
+        j.begin_batch("r2-b1", [(2, "+6591234567")])
+        assert j.rows_with_status("in_flight") == {2}
+    with Journal.open(jpath, "fp") as j:
+        assert j.mark_in_flight_unknown() == 1
+        got = j.outcome(2)
+        assert got is not None and (got.status, got.batch_id) == ("unknown", "r2-b1")
+        assert j.counts() == {"unknown": 1, "sent": 1}
+    with Journal.open(jpath, "fp") as j:  # the batch was closed: a later read keeps "unknown"
+        assert j.mark_in_flight_unknown() == 0
+        assert j.counts() == {"unknown": 1, "sent": 1}
+
+
+def test_a_journal_of_schema_1_is_resumed(jpath: Path) -> None:
+    import sqlite3
+
+    with Journal.open(jpath, "fp") as j:
+        j.begin_batch("b1", [(2, "+6591234567")])
+        j.finish_batch([sent(2, "+6591234567")])
+    conn = sqlite3.connect(jpath, isolation_level=None)  # as the first release wrote it
+    conn.execute("DROP TABLE batches")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Journal.open(jpath, "fp") as j:
+        assert j.run_number == 2
+        j.begin_batch("r2-b1", [(3, "+6591234568")])
+        assert j.rows_with_status("sent", "in_flight") == {2, 3}
+        with pytest.raises(JournalError, match="row 2 was already sent"):
+            j.begin_batch("r2-b2", [(2, "+6591234567")])
