@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
-from runner.journal import Journal, RowOutcome
+from runner.journal import Journal, JournalRow
 from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
@@ -177,9 +178,9 @@ class Engine:
                 self._journal.release_batch(batch.id, batch.rows)
             return
         outcomes = self._row_outcomes(batch, outcome, attempts)
-        self._journal.finish_batch(outcomes)
-        for row in outcomes:
-            self.stats.count(row.status, 1)
+        self._journal.finish_rows(outcomes)
+        for status, n in Counter(row[2] for row in outcomes).items():
+            self.stats.count(status, n)
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
@@ -234,30 +235,22 @@ class Engine:
             return max(backoff, outcome.retry_after)
         return backoff
 
-    def _row_outcomes(self, batch: Batch, outcome: Outcome, attempts: int) -> list[RowOutcome]:
-        sent_at = self._wall_clock()
-
-        def row(r_row: int, phone: str, status: str, **kw: str) -> RowOutcome:
-            return RowOutcome(row=r_row, phone=phone, status=status,  # type: ignore[arg-type]
-                              batch_id=batch.id, attempts=attempts, sent_at=sent_at, **kw)
-
-        result: list[RowOutcome] = []
-        for recipient in batch.recipients:
-            phone = recipient.phone or ""
-            if isinstance(outcome, Accepted):
-                message_id = outcome.message_ids.get(phone)
-                if message_id is not None:
-                    result.append(row(recipient.row, phone, "sent", message_id=message_id))
-                else:
-                    result.append(row(recipient.row, phone, "unknown", error_code="NO_ID",
-                                      error="accepted, but the answer had no message id for it"))
-            elif isinstance(outcome, Rejected):
-                result.append(row(recipient.row, phone, "failed", error_code=outcome.code,
-                                  error=outcome.message))
-            elif isinstance(outcome, Transient):
-                result.append(row(recipient.row, phone, "failed", error_code=outcome.code,
-                                  error=f"gave up after {attempts} attempts: {outcome.message}"))
-            else:
-                result.append(row(recipient.row, phone, "unknown", error_code=outcome.code,
-                                  error=f"may or may not have been delivered: {outcome.message}"))
-        return result
+    def _row_outcomes(self, batch: Batch, outcome: Outcome, attempts: int) -> list[JournalRow]:
+        """The journal rows an answer makes, as plain tuples: this runs for every recipient."""
+        sent_at, batch_id = self._wall_clock(), batch.id
+        people = [(r.row, r.phone or "") for r in batch.recipients]
+        if isinstance(outcome, Accepted):
+            ids = outcome.message_ids
+            return [(row, phone, "sent", batch_id, ids[phone], "", "", attempts, sent_at)
+                    if phone in ids else
+                    (row, phone, "unknown", batch_id, "", "NO_ID",
+                     "accepted, but the answer had no message id for it", attempts, sent_at)
+                    for row, phone in people]
+        if isinstance(outcome, Rejected):
+            status, error = "failed", outcome.message
+        elif isinstance(outcome, Transient):
+            status, error = "failed", f"gave up after {attempts} attempts: {outcome.message}"
+        else:
+            status, error = "unknown", f"may or may not have been delivered: {outcome.message}"
+        return [(row, phone, status, batch_id, "", outcome.code, error, attempts, sent_at)
+                for row, phone in people]

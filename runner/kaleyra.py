@@ -458,6 +458,10 @@ def _str(value: object) -> str:
 
 
 def _digits(text: str) -> str:
+    if text.isascii() and text.isdigit():
+        return text  # the common case, a recipient or an E.164 number less its '+'
+    if text[:1] == "+" and text[1:].isascii() and text[1:].isdigit():
+        return text[1:]
     return _NON_DIGITS.sub("", text)
 
 
