@@ -119,7 +119,7 @@ def summarise_recipients(
             seg = count_segments(batch.body or "")
             if len(cache) < 10_000:
                 cache[batch.body] = seg
-        segments += seg.parts * len(batch.recipients)
+        segments += seg.parts * len(batch.rows)
         encodings.add(seg.encoding)
         if min_seg is None or seg.parts < min_seg.parts:
             min_seg = seg

@@ -151,8 +151,8 @@ class Engine:
                 # sent stays pending; one waiting to retry keeps its last answer.
                 return last
             if not began:
-                rows = [(r.row, r.phone or "") for r in batch.recipients]
-                self._journal.begin_batch(batch.id, rows)
+                self._journal.begin_batch(batch.id, list(zip(batch.rows, batch.numbers,
+                                                             strict=True)))
                 began = True
             attempts += 1
             self.stats.requests += 1
@@ -238,7 +238,7 @@ class Engine:
     def _row_outcomes(self, batch: Batch, outcome: Outcome, attempts: int) -> list[JournalRow]:
         """The journal rows an answer makes, as plain tuples: this runs for every recipient."""
         sent_at, batch_id = self._wall_clock(), batch.id
-        people = [(r.row, r.phone or "") for r in batch.recipients]
+        people = zip(batch.rows, batch.numbers, strict=True)
         if isinstance(outcome, Accepted):
             ids = outcome.message_ids
             return [(row, phone, "sent", batch_id, ids[phone], "", "", attempts, sent_at)

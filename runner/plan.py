@@ -19,15 +19,8 @@ from runner.recipients import Recipient
 class Batch:
     id: str
     body: str | None  # the rendered text; None when the campaign sends a template_id alone
-    recipients: tuple[Recipient, ...]
-
-    @property
-    def numbers(self) -> tuple[str, ...]:
-        return tuple(r.phone for r in self.recipients if r.phone is not None)
-
-    @property
-    def rows(self) -> tuple[int, ...]:
-        return tuple(r.row for r in self.recipients)
+    rows: tuple[int, ...]  # source rows, in order
+    numbers: tuple[str, ...]  # their E.164 numbers, in the same order
 
 
 def is_personalised(campaign: Campaign) -> bool:
@@ -54,7 +47,8 @@ def plan_batches(
     def emit(text: str | None, members: list[Recipient]) -> Batch:
         nonlocal seq
         seq += 1
-        return Batch(f"{id_prefix}{seq:06d}", text, tuple(members))
+        return Batch(f"{id_prefix}{seq:06d}", text, tuple(r.row for r in members),
+                     tuple(r.phone or "" for r in members))
 
     for recipient in recipients:
         if recipient.status != "ok" or recipient.row in skip:

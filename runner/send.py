@@ -38,7 +38,7 @@ from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.progress import Progress
-from runner.recipients import Recipient, open_recipients
+from runner.recipients import open_recipients
 from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
 from runner.verdicts import CheckedRows
 from runner.window import window_state
@@ -346,11 +346,15 @@ async def _wait_then_send(
                                                   retries=s.retries),
         )
         engines.append(engine)
-        rows: Iterable[Recipient] = (
-            checked if checked is not None and not is_personalised(campaign)
-            else open_recipients(campaign.recipients, with_fields=is_personalised(campaign)))
-        batches = plan_batches(rows, campaign, skip=skip,
-                               id_prefix=f"r{journal.run_number}-b")
+        prefix = f"r{journal.run_number}-b"
+        batches: Iterable[Batch]
+        if checked is not None and not is_personalised(campaign):
+            batches = checked.batches(size=campaign.effective_batch_size,
+                                      body=campaign.message.body, skip=skip, id_prefix=prefix)
+        else:  # placeholders need the other columns: read the CSV again
+            batches = plan_batches(
+                open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),
+                campaign, skip=skip, id_prefix=prefix)
         closing = None
         if state.closes_at is not None:
             delay = max(0.0, (state.closes_at - now()).total_seconds())

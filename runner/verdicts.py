@@ -14,11 +14,11 @@ from __future__ import annotations
 import tempfile
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import IO
 
 from runner.plan import Batch
-from runner.recipients import NO_FIELDS, Recipient
+from runner.recipients import Recipient
 from runner.report import LineFormatter, ReportWriter
 
 
@@ -58,8 +58,8 @@ class DryRunReport:
         if self._in_row_order:
             self._merge(batch)
             return
-        for recipient in batch.recipients:
-            self._batch_of[recipient.row] = batch.id
+        for row in batch.rows:
+            self._batch_of[row] = batch.id
         waiting, batch_of = self._waiting, self._batch_of
         planned: list[tuple[int, str]] = []  # consecutive rows of this batch, written at once
         while waiting and (waiting[0].status != "ok" or waiting[0].row in batch_of):
@@ -77,11 +77,11 @@ class DryRunReport:
         # waiting is written here, each before the first member that follows it.
         skipped = self._skipped
         planned: list[tuple[int, str]] = []
-        for member in batch.recipients:
-            while skipped and skipped[0].row < member.row:
+        for row, phone in zip(batch.rows, batch.numbers, strict=True):
+            while skipped and skipped[0].row < row:
                 self._flush(planned, batch.id)
                 self._write(skipped.popleft(), "")
-            planned.append((member.row, member.phone or member.raw_phone))
+            planned.append((row, phone))
         self._flush(planned, batch.id)
         while skipped:
             self._write(skipped.popleft(), "")
@@ -143,11 +143,25 @@ class CheckedRows:
     def sendable(self) -> int:
         return len(self._rows)
 
-    def __iter__(self) -> Iterator[Recipient]:
-        """The sendable rows as recipients (without their other columns), in row order."""
+    def batches(self, *, size: int, body: str | None, skip: Container[int],
+                id_prefix: str) -> Iterator[Batch]:
+        """The batches ``plan_batches`` makes of these rows for a body without placeholders
+        (one group, filled in row order), without a Recipient a row."""
+        rows: list[int] = []
+        numbers: list[str] = []
+        seq = 0
         for row, number in zip(self._rows, self._numbers, strict=True):
-            phone = f"+{number}"
-            yield Recipient(row, phone, phone, "ok", NO_FIELDS)
+            if row in skip:
+                continue
+            rows.append(row)
+            numbers.append(f"+{number}")
+            if len(rows) >= size:
+                seq += 1
+                yield Batch(f"{id_prefix}{seq:06d}", body, tuple(rows), tuple(numbers))
+                rows.clear()
+                numbers.clear()
+        if rows:
+            yield Batch(f"{id_prefix}{seq + 1:06d}", body, tuple(rows), tuple(numbers))
 
     def sendable_pairs(self) -> Iterator[tuple[int, int]]:
         """(row, number) for each sendable row, in row order."""

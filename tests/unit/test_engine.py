@@ -39,9 +39,10 @@ def batches(count: int, size: int = 3) -> list[Batch]:
     out = []
     row = 2
     for i in range(count):
-        members = tuple(recipient(row + j) for j in range(size))
+        members = [recipient(row + j) for j in range(size)]
         row += size
-        out.append(Batch(f"b{i + 1:06d}", "hello", members))
+        out.append(Batch(f"b{i + 1:06d}", "hello", tuple(r.row for r in members),
+                         tuple(r.phone or "" for r in members)))
     return out
 
 

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from runner.check import check_campaign
 from runner.journal import Journal, RowOutcome
+from runner.plan import plan_batches
+from runner.recipients import NO_FIELDS, Recipient
 from runner.report import ReportWriter, write_report
 from runner.send import report_rows, write_checked_report
 from runner.verdicts import CheckedRows, DryRunReport
@@ -105,3 +107,19 @@ def test_the_send_report_from_verdicts_is_the_report_from_reading_the_csv(tmp_pa
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert from_verdicts == from_csv == {"sent": 2, "failed": 1, "unknown": 2, "pending": 1,
                                          "invalid": 3, "duplicate": 1, "suppressed": 1}
+
+
+def test_the_send_plans_from_verdicts_the_batches_the_planner_makes(tmp_path: Path) -> None:
+    cells = [f"+6581234{n:03d}" for n in range(23)] + ["12", "+6581234001"]
+    path = campaign_file(tmp_path, cells, batch_size=4)
+    kept = checked(path)
+    campaign = check_campaign(path).campaign
+    assert campaign is not None
+    skip = {3, 10, 11}  # rows a resume leaves out
+    recipients = [Recipient(row, f"+{n}", f"+{n}", "ok", NO_FIELDS)
+                  for row, n in kept.sendable_pairs()]
+    expected = list(plan_batches(recipients, campaign, skip=skip, id_prefix="r2-b"))
+    got = list(kept.batches(size=4, body=campaign.message.body, skip=skip, id_prefix="r2-b"))
+    kept.close()
+    assert got == expected
+    assert sum(len(b.rows) for b in got) == 22 - len(skip)  # 23 valid, one suppressed
