@@ -189,7 +189,7 @@ class Engine:
         self.stats.batches += 1
         if outcome is None or (isinstance(outcome, Transient) and self.stop_event.is_set()):
             if began:  # stopped between attempts: every answer so far proved nothing was sent
-                self._journal.release_batch(batch.id, batch.rows)
+                self._journal.release_batch(batch.id)
             return
         outcomes = self._row_outcomes(batch, outcome, attempts)
         self._journal.finish_rows(outcomes)

@@ -4,9 +4,10 @@ A run is its journal (``<report>.journal``). Before a batch's request goes out t
 recorded open, with its rows, and committed (``begin_batch``: one record, not one per row, since
 this commit is on every request's path); its answer turns its rows ``sent``, ``failed`` or
 ``unknown`` and closes it (``finish_batch``). Reads see the rows of a batch still open as
-``in_flight``. A run that dies and is rerun finds every answered row settled
-and every row that was in flight still marked so, which ``mark_in_flight_unknown`` turns into
-``unknown``: those may have been delivered and are not resent unless the user asks.
+``in_flight``, over their earlier records, which stay as they were. A run that dies and is rerun
+finds every answered row settled and every batch that was in flight still open, whose rows
+``mark_in_flight_unknown`` turns ``unknown``: those may have been delivered and are not resent
+unless the user asks.
 
 Durability: WAL with ``synchronous=NORMAL``. A commit survives the process dying in any way,
 SIGKILL included (it is in the WAL file, which the next open replays); a power cut or OS crash
@@ -82,10 +83,11 @@ _BEGIN_BATCH = """
 INSERT INTO batches (id, rows, phones, open) VALUES (?, ?, ?, 1)
 ON CONFLICT (id) DO UPDATE SET rows = excluded.rows, phones = excluded.phones, open = 1
 """
-_BEGIN_ROW = """
-INSERT INTO rows (row, phone, status, batch_id) VALUES (?, ?, 'in_flight', ?)
-ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = 'in_flight',
-    batch_id = excluded.batch_id, message_id = '', error_code = '', error = '', sent_at = ''
+_UNKNOWN_ROW = """
+INSERT INTO rows (row, phone, status, batch_id, error_code, error) VALUES (?, ?, 'unknown', ?, ?, ?)
+ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = 'unknown',
+    batch_id = excluded.batch_id, message_id = '', error_code = excluded.error_code,
+    error = excluded.error, sent_at = ''
 """
 _FINISH_ROW = """
 INSERT INTO rows (row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at)
@@ -95,7 +97,6 @@ ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = excluded.status
     error_code = excluded.error_code, error = excluded.error, attempts = excluded.attempts,
     sent_at = excluded.sent_at
 """
-_CHUNK = 500  # rows per IN (...) list: under SQLite's bound-parameter limit
 _COLUMNS = "row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at"
 _SECRET_KEY = re.compile(r"(?i).*(api[-_ ]?key|secret|password|token)")
 
@@ -360,22 +361,19 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
-    def release_batch(self, batch_id: str, rows: Sequence[int]) -> None:
-        """Forget rows begun but proven unsent (every answer said so, then the run stopped).
+    def release_batch(self, batch_id: str) -> None:
+        """Close a batch begun but proven unsent (every answer said so, then the run stopped).
 
-        They go back to "not attempted" (``pending`` in the report) and a rerun sends them.
-        Only rows still in flight are touched. Not committed at once: if the release is lost,
-        the rows stay in flight and turn ``unknown``, which never sends twice.
+        Its rows go back to what they were before it began: a row never answered is "not
+        attempted" again (``pending`` in the report, a rerun sends it); a row retried from an
+        earlier run keeps that run's answer (``failed``, or ``unknown``, which a plain rerun
+        leaves alone). Not committed at once: if the release is lost, the batch stays open and
+        its rows turn ``unknown``, which never sends twice.
         """
         try:
             self._begin()
             self._conn.execute("UPDATE batches SET open = 0 WHERE id = ?", (batch_id,))
-            for start in range(0, len(rows), _CHUNK):
-                part = list(rows[start:start + _CHUNK])
-                marks = ", ".join("?" * len(part))
-                self._conn.execute(
-                    f"DELETE FROM rows WHERE status = 'in_flight' AND row IN ({marks})", part)
-            self._pending += len(rows)
+            self._pending += 1
             if self._pending >= self._commit_every:
                 self._commit()
         except sqlite3.Error as exc:
@@ -383,7 +381,6 @@ class Journal:
 
     def flush(self) -> None:
         try:
-            self._open_batch_rows()
             self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
@@ -391,9 +388,13 @@ class Journal:
     def mark_in_flight_unknown(self) -> int:
         """At resume: rows left in flight by a run that stopped become ``unknown``."""
         try:
-            self._open_batch_rows()
+            in_flight = self._open_rows()
             self._begin()
+            self._conn.executemany(_UNKNOWN_ROW, [
+                (row, phone, batch_id, IN_FLIGHT_CODE, IN_FLIGHT_ERROR)
+                for row, (phone, batch_id) in in_flight.items()])
             self._conn.execute("UPDATE batches SET open = 0 WHERE open = 1")
+            # Rows a schema-1 journal recorded in flight one by one.
             cur = self._conn.execute(
                 "UPDATE rows SET status = 'unknown', "
                 "error_code = CASE WHEN error_code = '' THEN ? ELSE error_code END, "
@@ -402,46 +403,59 @@ class Journal:
             self._commit()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
-        return cur.rowcount
+        return len(in_flight) + cur.rowcount
 
-    # -- reading (a connection sees its own uncommitted writes; open batches are written out as
-    # in-flight rows first) --
+    # -- reading (a connection sees its own uncommitted writes, so no flush is needed). The rows
+    # of open batches read as ``in_flight``, over whatever their row records say: those records
+    # are kept, so that a released batch leaves them as they were. --
 
     def settled_rows(self) -> set[int]:
         """Rows whose request was answered (sent or failed)."""
         return self.rows_with_status("sent", "failed")
 
     def rows_with_status(self, *statuses: str) -> set[int]:
-        self._open_batch_rows()
         marks = ", ".join("?" * len(statuses))
         cur = self._conn.execute(f"SELECT row FROM rows WHERE status IN ({marks})", statuses)
-        return {row for (row,) in cur}
+        found = {row for (row,) in cur}
+        in_flight = self._open_rows()
+        found.difference_update(in_flight)
+        if "in_flight" in statuses:
+            found.update(in_flight)
+        return found
 
     def counts(self) -> Counter[str]:
         """Rows by status."""
-        self._open_batch_rows()
-        cur = self._conn.execute("SELECT status, count(*) FROM rows GROUP BY status")
-        return Counter({status: n for status, n in cur})
+        return Counter(row[2] for row in self.rows_in_row_order())
 
     def outcome(self, row: int) -> RowOutcome | None:
-        self._open_batch_rows()
+        in_flight = self._open_rows().get(row)
+        if in_flight is not None:
+            return RowOutcome(row, in_flight[0], "in_flight", in_flight[1])
         found = self._conn.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?",
                                    (row,)).fetchone()
         return None if found is None else _outcome(found)
 
     def outcomes_in_row_order(self) -> Iterator[RowOutcome]:
         """Every recorded row, by row number, streamed (do not write while iterating)."""
-        self._open_batch_rows()
-        cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
-        while chunk := cur.fetchmany(1000):
-            yield from (_outcome(found) for found in chunk)
+        for found in self.rows_in_row_order():
+            yield _outcome(found)
 
     def rows_in_row_order(self) -> Iterator[JournalRow]:
         """``outcomes_in_row_order`` as plain tuples: for the report, a million rows at a time."""
-        self._open_batch_rows()
+        in_flight = self._open_rows()
+        overlay = sorted(in_flight.items())  # few: the batches open when a run stopped
+        at = 0
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
         while chunk := cur.fetchmany(1000):
-            yield from chunk
+            for found in chunk:
+                row = found[0]
+                while at < len(overlay) and overlay[at][0] <= row:
+                    yield _in_flight_row(*overlay[at])
+                    at += 1
+                if row not in in_flight:
+                    yield found
+        for item in overlay[at:]:
+            yield _in_flight_row(*item)
 
     def close(self) -> None:
         if self._closed:
@@ -470,19 +484,21 @@ class Journal:
             self._conn.execute("COMMIT")
         self._pending = 0
 
-    def _open_batch_rows(self) -> None:
-        """Write the rows of open batches as ``in_flight`` (over any older answer), for reads.
-
-        Idempotent: a batch stays open until answered or released, which overwrite its rows.
-        """
-        self._begin()
+    def _open_rows(self) -> dict[int, tuple[str, str]]:
+        """row -> (phone, batch id) for the rows of batches still open."""
+        found: dict[int, tuple[str, str]] = {}
         for batch_id, blob, phones in self._conn.execute(
-                "SELECT id, rows, phones FROM batches WHERE open = 1").fetchall():
+                "SELECT id, rows, phones FROM batches WHERE open = 1"):
             rows = array("q")
             rows.frombytes(blob)
-            self._conn.executemany(_BEGIN_ROW, [
-                (row, phone, batch_id) for row, phone in zip(rows, phones.split(","),
-                                                             strict=True)])
+            numbers = phones.split(",")
+            if len(rows) != len(numbers):
+                raise JournalError(f"{display_path(self.path)}: batch {batch_id} is damaged "
+                                   "(its rows and numbers differ in count); move the journal "
+                                   "away or rerun with --fresh")
+            for row, phone in zip(rows, numbers, strict=True):
+                found[row] = (phone, batch_id)
+        return found
 
     def _sent_bits(self) -> bytearray:
         if self._sent is None:
@@ -514,6 +530,10 @@ class Journal:
                 self._conn.execute("ROLLBACK")
         self._pending = 0
         return JournalError(f"{display_path(self.path)}: cannot write the journal: {exc}")
+
+
+def _in_flight_row(row: int, where: tuple[str, str]) -> JournalRow:
+    return (row, where[0], "in_flight", where[1], "", "", "", 0, "")
 
 
 def _outcome(found: Sequence[Any]) -> RowOutcome:

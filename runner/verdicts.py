@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Container, Iterator
 from typing import IO
 
+from runner.errors import InputError
 from runner.plan import Batch
 from runner.recipients import Recipient
 from runner.report import LineFormatter, ReportWriter
@@ -120,7 +121,10 @@ class CheckedRows:
         self._numbers = array("q")
         self._unsent_rows = array("q")
         self._unsent_sizes = array("q")  # bytes of each line in the spill file
-        self._spill: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        try:
+            self._spill: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (see close())
+        except OSError as exc:
+            raise _spill_error(exc) from None
         self._format = LineFormatter()
         self.unsent_counts: Counter[str] = Counter()
 
@@ -131,7 +135,10 @@ class CheckedRows:
             return
         line = self._format.unsent(recipient.row, recipient.phone or recipient.raw_phone,
                                    recipient.status, recipient.reason).encode()
-        self._spill.write(line)
+        try:
+            self._spill.write(line)
+        except OSError as exc:
+            raise _spill_error(exc) from None
         self._unsent_rows.append(recipient.row)
         self._unsent_sizes.append(len(line))
         self.unsent_counts[recipient.status] += 1
@@ -170,10 +177,19 @@ class CheckedRows:
     def unsent_lines(self) -> Iterator[tuple[int, str]]:
         """(row, finished report line) for each row not sent, in row order."""
         spill = self._spill
-        spill.flush()
-        spill.seek(0)
-        for row, size in zip(self._unsent_rows, self._unsent_sizes, strict=True):
-            yield row, spill.read(size).decode()
+        try:
+            spill.flush()
+            spill.seek(0)
+            for row, size in zip(self._unsent_rows, self._unsent_sizes, strict=True):
+                yield row, spill.read(size).decode()
+        except OSError as exc:
+            raise _spill_error(exc) from None
 
     def close(self) -> None:
         self._spill.close()
+
+
+def _spill_error(exc: OSError) -> InputError:
+    return InputError(f"cannot keep the skipped rows' report lines in a temporary file in "
+                      f"{tempfile.gettempdir()}: {exc.strerror or exc} (set TMPDIR to a folder "
+                      "with room); the journal keeps what was sent, so a rerun resumes")

@@ -120,7 +120,7 @@ def test_a_released_batch_goes_back_to_not_attempted(jpath: Path) -> None:
         j.begin_batch("b1", [(2, "+6591234567")])
         j.finish_batch([sent(2, "+6591234567")])
         j.begin_batch("b2", [(3, "+6591234568"), (4, "+6591234569")])
-        j.release_batch("b2", [2, 3, 4])  # row 2 was answered: releasing must not forget it
+        j.release_batch("b2")
         assert j.outcome(3) is None and j.outcome(4) is None
         assert j.settled_rows() == {2}
     with Journal.open(jpath, "fp") as j:
@@ -291,3 +291,22 @@ def test_a_journal_of_schema_1_is_resumed(jpath: Path) -> None:
         assert j.rows_with_status("sent", "in_flight") == {2, 3}
         with pytest.raises(JournalError, match="row 2 was already sent"):
             j.begin_batch("r2-b2", [(2, "+6591234567")])
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_a_released_retry_leaves_the_earlier_answer_as_it_was(jpath: Path,
+                                                               read_first: bool) -> None:
+    with Journal.open(jpath, "fp") as j:
+        j.begin_batch("r1-b1", [(2, "+6591234567")])
+        j.finish_batch([failed(2, "+6591234567", "r1-b1")])
+    with Journal.open(jpath, "fp") as j:  # --retry-failed, stopped while backing off
+        j.begin_batch("r2-b1", [(2, "+6591234567")])
+        if read_first:  # a read in between must not change what the release leaves
+            assert j.rows_with_status("in_flight") == {2}
+            assert j.counts() == {"in_flight": 1}
+        j.release_batch("r2-b1")
+        got = j.outcome(2)
+        assert got is not None and (got.status, got.batch_id) == ("failed", "r1-b1")
+    with Journal.open(jpath, "fp") as j:
+        assert j.mark_in_flight_unknown() == 0
+        assert j.rows_with_status("failed") == {2}

@@ -3,9 +3,12 @@ the verdicts, each byte for byte what the general way writes."""
 
 from __future__ import annotations
 
+import errno
+import io
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +126,25 @@ def test_the_send_plans_from_verdicts_the_batches_the_planner_makes(tmp_path: Pa
     kept.close()
     assert got == expected
     assert sum(len(b.rows) for b in got) == 22 - len(skip)  # 23 valid, one suppressed
+
+
+def test_a_full_disk_under_the_spill_is_a_clear_error_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", FullDisk)
+    path = campaign_file(tmp_path, ["+6581234001", "12"], batch_size=2)
+    code, _, err = run_cli(["send", str(path), "--sandbox", "--report",
+                              str(tmp_path / "r.csv")])
+    assert code == 1
+    assert "No space left on device" in err and "TMPDIR" in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()  # nothing sent, no report
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    from runner.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    return main(argv, stdout=out, stderr=err), out.getvalue(), err.getvalue()
