@@ -233,13 +233,13 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def observe(campaign: Campaign) -> PlanObserver | None:
         if not args.dry_run:
             # The send plans, and writes its report, from what the check pass found.
-            checked.append(CheckedRows())
+            checked.append(CheckedRows(report_path(args, campaign).parent))
             return checked[0]
         # The dry run writes its report while the campaign is checked: one pass over the CSV.
         report = report_path(args, campaign)
         refuse_to_overwrite_a_run(report)
-        dry_runs.append(DryRunReport(ReportWriter(report),
-                                     in_row_order=not is_personalised(campaign)))
+        size = None if is_personalised(campaign) else campaign.effective_batch_size
+        dry_runs.append(DryRunReport(ReportWriter(report), batch_size=size))
         return dry_runs[-1]
 
     def known_summary(campaign: Campaign) -> PlanSummary | None:

@@ -51,6 +51,13 @@ DEFAULT_COMMIT_EVERY = 1000  # finished rows held before a commit of their own
 IN_FLIGHT_ERROR = "no answer recorded: the run stopped while this request was in flight"
 IN_FLIGHT_CODE = "IN_FLIGHT"
 
+_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    rows BLOB NOT NULL,
+    phones TEXT NOT NULL,
+    open INTEGER NOT NULL DEFAULT 1
+)"""
 _SCHEMA = """
 CREATE TABLE meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -70,15 +77,7 @@ CREATE TABLE rows (
     attempts INTEGER NOT NULL DEFAULT 0,
     sent_at TEXT NOT NULL DEFAULT ''
 );
-CREATE TABLE batches (
-    id TEXT PRIMARY KEY,
-    rows BLOB NOT NULL,
-    phones TEXT NOT NULL,
-    open INTEGER NOT NULL DEFAULT 1
-);
-"""
-_BATCHES_V2 = _SCHEMA[_SCHEMA.index("CREATE TABLE batches"):].replace(
-    "CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
+""" + _BATCHES + ";"
 _BEGIN_BATCH = """
 INSERT INTO batches (id, rows, phones, open) VALUES (?, ?, ?, 1)
 ON CONFLICT (id) DO UPDATE SET rows = excluded.rows, phones = excluded.phones, open = 1
@@ -305,7 +304,7 @@ class Journal:
                 meta = JournalMeta(meta.fingerprint, meta.settings, meta.created,
                                    meta.run_number + 1)
                 conn.execute("BEGIN")
-                conn.execute(_BATCHES_V2)  # a journal of schema 1 gains the table it lacks
+                conn.execute(_BATCHES)  # a journal of schema 1 gains the table it lacks
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("UPDATE meta SET run_number = ? WHERE id = 1", (meta.run_number,))
                 conn.execute("COMMIT")

@@ -43,8 +43,6 @@ from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, 
 from runner.verdicts import CheckedRows
 from runner.window import window_state
 
-__all__ = ["journal_path"]  # re-exported: where a report's journal lives
-
 STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
 
 

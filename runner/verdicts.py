@@ -11,13 +11,15 @@ pass keep what comes after it needs:
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from array import array
 from collections import Counter, deque
 from collections.abc import Container, Iterator
+from pathlib import Path
 from typing import IO
 
-from runner.errors import InputError
+from runner.errors import InputError, display_path
 from runner.plan import Batch
 from runner.recipients import Recipient
 from runner.report import LineFormatter, ReportWriter
@@ -26,29 +28,37 @@ from runner.report import LineFormatter, ReportWriter
 class DryRunReport:
     """Writes the dry-run report during the check pass: one read of the CSV, not two.
 
-    Rows are written in source order as soon as their fate is known: a row that will not be
-    sent at once, a sendable row once the planner has put it in a batch. Rows wait in a queue
-    until then, which the planner's bounded open groups keep small.
+    Rows are written in source order as soon as their fate is known.
 
-    ``in_row_order`` (a campaign without placeholders: one open group) says that batches come
-    in row order, which allows a cheaper merge than the general one.
+    With ``batch_size`` (a body without placeholders: one group, filled in row order) a
+    sendable row's batch is known the moment it is read, the n-th going to batch n // size + 1,
+    so every row is written at once and memory holds one batch at most; the planner's batches
+    are checked against that count as they come. Otherwise (personalised texts, grouped by
+    text) a row waits in a queue until the planner has put it in a batch, and the rows behind
+    it wait too; the planner's bounded open groups keep that queue small.
     """
 
-    def __init__(self, writer: ReportWriter, *, in_row_order: bool = False) -> None:
+    def __init__(self, writer: ReportWriter, *, batch_size: int | None = None) -> None:
         self.writer = writer
-        self._in_row_order = in_row_order
+        self._size = batch_size
         self._waiting: deque[Recipient] = deque()  # general: rows behind an unplanned one
         self._batch_of: dict[int, str] = {}
-        self._skipped: deque[Recipient] = deque()  # in row order: unsent rows behind a held one
-        self._holding = False  # in row order: a sendable row is in the planner's open group
+        self._planned: list[tuple[int, str]] = []  # in row order: rows of batch _seq not written
+        self._seq = 0  # in row order: the batch the last sendable row went to
+        self._sendable = 0  # in row order: sendable rows read
+        self._batched = 0  # in row order: rows in the batches the planner made
 
     def recipient(self, recipient: Recipient) -> None:
-        if self._in_row_order:
-            if recipient.status == "ok":
-                self._holding = True
-            elif self._holding:
-                self._skipped.append(recipient)
+        if self._size is not None:
+            if recipient.status == "ok" and recipient.phone:
+                seq = self._sendable // self._size + 1
+                if seq != self._seq:
+                    self._flush(self._planned, _batch_id(self._seq))
+                    self._seq = seq
+                self._sendable += 1
+                self._planned.append((recipient.row, recipient.phone))
             else:
+                self._flush(self._planned, _batch_id(self._seq))
                 self._write(recipient, "")
         elif self._waiting or recipient.status == "ok":
             self._waiting.append(recipient)
@@ -56,8 +66,11 @@ class DryRunReport:
             self._write(recipient, "")
 
     def batch(self, batch: Batch) -> None:
-        if self._in_row_order:
-            self._merge(batch)
+        if self._size is not None:
+            self._batched += len(batch.rows)
+            if batch.id != _batch_id(self._seq) or self._batched != self._sendable:
+                raise RuntimeError(f"dry run: the planner made {batch.id} of {len(batch.rows)} "
+                                   f"rows, not {_batch_id(self._seq)} as counted")
             return
         for row in batch.rows:
             self._batch_of[row] = batch.id
@@ -73,21 +86,6 @@ class DryRunReport:
             self._write(head, batch_of.pop(head.row, ""))
         self._flush(planned, batch.id)
 
-    def _merge(self, batch: Batch) -> None:
-        # The batch holds every sendable row read since the last one, so every skipped row
-        # waiting is written here, each before the first member that follows it.
-        skipped = self._skipped
-        planned: list[tuple[int, str]] = []
-        for row, phone in zip(batch.rows, batch.numbers, strict=True):
-            while skipped and skipped[0].row < row:
-                self._flush(planned, batch.id)
-                self._write(skipped.popleft(), "")
-            planned.append((row, phone))
-        self._flush(planned, batch.id)
-        while skipped:
-            self._write(skipped.popleft(), "")
-        self._holding = False
-
     def _flush(self, planned: list[tuple[int, str]], batch_id: str) -> None:
         if planned:
             self.writer.write_planned(planned, "dry_run", batch_id)
@@ -100,11 +98,14 @@ class DryRunReport:
             self.writer.write_unsent(r.row, r.phone or r.raw_phone, r.status, error=r.reason)
 
     def commit(self) -> Counter[str]:
-        if self._waiting or self._holding:  # every sendable row is planned by the end
+        self._flush(self._planned, _batch_id(self._seq))
+        if self._waiting or self._batched != self._sendable:  # the planner planned every row
             raise RuntimeError("dry run: some sendable rows were never planned")
-        while self._skipped:
-            self._write(self._skipped.popleft(), "")
         return self.writer.commit()
+
+
+def _batch_id(seq: int) -> str:
+    return f"b{seq:06d}"  # as plan_batches names the batches of a check
 
 
 class CheckedRows:
@@ -113,18 +114,20 @@ class CheckedRows:
     Sendable rows are (row, number) pairs in two int arrays: for a body without placeholders
     that is all the send needs to plan, so it does not read and normalise the CSV again. Rows
     not sent (invalid, duplicate, suppressed) have their final report line formatted now and
-    spilled to a temporary file, so memory stays flat whatever their number.
+    spilled to a temporary file beside the report (``folder``: not the system's temp folder,
+    which may be memory), so memory stays flat whatever their number.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
         self._rows = array("q")
         self._numbers = array("q")
         self._unsent_rows = array("q")
         self._unsent_sizes = array("q")  # bytes of each line in the spill file
         try:
-            self._spill: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (see close())
+            self._spill: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
         except OSError as exc:
-            raise _spill_error(exc) from None
+            raise _spill_error(exc, folder) from None
         self._format = LineFormatter()
         self.unsent_counts: Counter[str] = Counter()
 
@@ -138,7 +141,7 @@ class CheckedRows:
         try:
             self._spill.write(line)
         except OSError as exc:
-            raise _spill_error(exc) from None
+            raise _spill_error(exc, self._folder) from None
         self._unsent_rows.append(recipient.row)
         self._unsent_sizes.append(len(line))
         self.unsent_counts[recipient.status] += 1
@@ -183,13 +186,15 @@ class CheckedRows:
             for row, size in zip(self._unsent_rows, self._unsent_sizes, strict=True):
                 yield row, spill.read(size).decode()
         except OSError as exc:
-            raise _spill_error(exc) from None
+            raise _spill_error(exc, self._folder) from None
 
     def close(self) -> None:
-        self._spill.close()
+        with contextlib.suppress(OSError):  # a temporary file: the system removes it regardless
+            self._spill.close()
 
 
-def _spill_error(exc: OSError) -> InputError:
+def _spill_error(exc: OSError, folder: Path | None) -> InputError:
+    where = display_path(folder) if folder is not None else tempfile.gettempdir()
     return InputError(f"cannot keep the skipped rows' report lines in a temporary file in "
-                      f"{tempfile.gettempdir()}: {exc.strerror or exc} (set TMPDIR to a folder "
-                      "with room); the journal keeps what was sent, so a rerun resumes")
+                      f"{where}: {exc.strerror or exc}; free some room there (the journal keeps "
+                      "what was sent, so a rerun resumes)")

@@ -54,3 +54,24 @@ def test_an_invalid_campaign_leaves_no_report_behind(tmp_path: Path) -> None:
     assert code == 1, output
     assert "invalid" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "people.csv"]
+
+
+def test_rows_behind_a_partly_filled_batch_are_written_at_once(tmp_path: Path) -> None:
+    """One sendable row, then 50,000 copies of it: memory holds a batch, not the file."""
+    import tracemalloc
+
+    rows = ["+6581234501,Ann"] + [f"+6581234501,n{i}" for i in range(50_000)]
+    campaign = write(tmp_path, "Hello", rows)
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace("batch_size: 2",
+                                                                     "batch_size: 100"),
+                        encoding="utf-8")
+    report = tmp_path / "r.csv"
+    tracemalloc.start()
+    try:
+        code, output = dry_run(campaign, report)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 0, output
+    assert sum(1 for _ in read_report(report)) == 50_001
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB"  # about 15 MB when the rows waited

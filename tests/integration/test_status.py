@@ -20,11 +20,10 @@ from yarl import URL
 import runner.kaleyra
 import runner.status
 from runner.cli import add_status_arguments, main
-from runner.journal import Journal
+from runner.journal import Journal, journal_path
 from runner.kaleyra import Endpoint, StatusOutcome
 from runner.report import ReportRow, read_report, write_report
 from runner.sandbox import SANDBOX_SID, SandboxThread
-from runner.send import journal_path
 from runner.status import (
     DELIVERY_COLUMNS,
     NOT_IN_ANSWER,
