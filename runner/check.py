@@ -6,6 +6,7 @@ exit code. Every problem found is collected, so one bad field does not hide the 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,11 @@ from runner.rules import check_rules
 
 
 class PlanObserver(Protocol):
-    """Sees every recipient row as it is read and every batch as it is planned (the dry run)."""
+    """Sees every recipient row as it is read, and every batch as the planner makes it.
+
+    Batches are planned only for personalised texts; without placeholders they are the
+    sendable rows in order, ``effective_batch_size`` at a time, and ``batch`` is not called.
+    """
 
     def recipient(self, recipient: Recipient) -> None: ...
 
@@ -102,29 +107,45 @@ def summarise_recipients(
     campaign: Campaign, *, observer: PlanObserver | None = None
 ) -> tuple[PlanSummary | None, list[Diagnostic]]:
     """One streaming pass over the recipients: their verdicts, the batches and the segments."""
-    stream = open_recipients(campaign.recipients, with_fields=is_personalised(campaign))
-    rows: Iterable[Recipient] = stream if observer is None else _watched(stream, observer)
-    batches = requests = segments = 0
+    personalised = is_personalised(campaign)
+    stream = open_recipients(campaign.recipients, with_fields=personalised)
+    batches = segments = 0
     min_seg: Segments | None = None
     max_seg: Segments | None = None
     encodings: set[str] = set()
-    cache: dict[str | None, Segments] = {}
-    for batch in plan_batches(rows, campaign):
-        batches += 1
-        requests += 1
-        if observer is not None:
-            observer.batch(batch)
-        seg = cache.get(batch.body)
-        if seg is None:
-            seg = count_segments(batch.body or "")
-            if len(cache) < 10_000:
-                cache[batch.body] = seg
-        segments += seg.parts * len(batch.rows)
-        encodings.add(seg.encoding)
-        if min_seg is None or seg.parts < min_seg.parts:
-            min_seg = seg
-        if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
-            max_seg = seg
+    if not personalised:
+        # One text, so batches are the sendable rows in order, size by size: counted, not
+        # planned (a second a million rows). The send and the dry run chunk them the same way.
+        if observer is None:
+            deque(stream, maxlen=0)
+        else:
+            seen = observer.recipient
+            for recipient in stream:
+                seen(recipient)
+        valid, size = stream.stats.ok, campaign.effective_batch_size
+        batches = -(-valid // size)
+        if valid:
+            min_seg = max_seg = count_segments(campaign.message.body or "")
+            segments = max_seg.parts * valid
+            encodings.add(max_seg.encoding)
+    else:
+        cache: dict[str | None, Segments] = {}
+        for batch in plan_batches(_watched(stream, observer), campaign):
+            batches += 1
+            if observer is not None:
+                observer.batch(batch)
+            seg = cache.get(batch.body)
+            if seg is None:
+                seg = count_segments(batch.body or "")
+                if len(cache) < 10_000:
+                    cache[batch.body] = seg
+            segments += seg.parts * len(batch.rows)
+            encodings.add(seg.encoding)
+            if min_seg is None or seg.parts < min_seg.parts:
+                min_seg = seg
+            if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
+                max_seg = seg
+    requests = batches
     found = list(stream.diagnostics)
     if has_errors(found):
         return None, found
@@ -153,7 +174,13 @@ def summarise_recipients(
     return summary, found
 
 
-def _watched(rows: Iterable[Recipient], observer: PlanObserver) -> Iterator[Recipient]:
+def _watched(rows: Iterable[Recipient], observer: PlanObserver | None) -> Iterable[Recipient]:
+    if observer is None:
+        return rows
+    return _each_seen(rows, observer)
+
+
+def _each_seen(rows: Iterable[Recipient], observer: PlanObserver) -> Iterator[Recipient]:
     for recipient in rows:
         observer.recipient(recipient)
         yield recipient

@@ -32,10 +32,9 @@ class DryRunReport:
 
     With ``batch_size`` (a body without placeholders: one group, filled in row order) a
     sendable row's batch is known the moment it is read, the n-th going to batch n // size + 1,
-    so every row is written at once and memory holds one batch at most; the planner's batches
-    are checked against that count as they come. Otherwise (personalised texts, grouped by
-    text) a row waits in a queue until the planner has put it in a batch, and the rows behind
-    it wait too; the planner's bounded open groups keep that queue small.
+    so every row is written at once and memory holds one batch at most. Otherwise (personalised
+    texts, grouped by text) a row waits in a queue until the planner has put it in a batch, and
+    the rows behind it wait too; the planner's bounded open groups keep that queue small.
     """
 
     def __init__(self, writer: ReportWriter, *, batch_size: int | None = None) -> None:
@@ -66,7 +65,7 @@ class DryRunReport:
             self._write(recipient, "")
 
     def batch(self, batch: Batch) -> None:
-        if self._size is not None:
+        if self._size is not None:  # only a planner would call: it must agree with the count
             self._batched += len(batch.rows)
             if batch.id != _batch_id(self._seq) or self._batched != self._sendable:
                 raise RuntimeError(f"dry run: the planner made {batch.id} of {len(batch.rows)} "
@@ -99,7 +98,7 @@ class DryRunReport:
 
     def commit(self) -> Counter[str]:
         self._flush(self._planned, _batch_id(self._seq))
-        if self._waiting or self._batched != self._sendable:  # the planner planned every row
+        if self._waiting:  # every row waiting for the planner was planned by the end
             raise RuntimeError("dry run: some sendable rows were never planned")
         return self.writer.commit()
 

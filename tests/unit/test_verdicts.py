@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.check import check_campaign
+from runner.check import _each_seen, check_campaign
 from runner.journal import Journal, RowOutcome
 from runner.plan import plan_batches
-from runner.recipients import NO_FIELDS, Recipient
+from runner.recipients import NO_FIELDS, Recipient, open_recipients
 from runner.report import ReportWriter, write_report
 from runner.send import report_rows, write_checked_report
 from runner.verdicts import CheckedRows, DryRunReport
@@ -44,9 +44,18 @@ def campaign_file(folder: Path, cells: list[str], *, batch_size: int, body: str 
 
 
 def dry_run_report(path: Path, report: Path, *, batch_size: int | None) -> bytes:
+    """The dry-run report as the CLI writes it (batch_size given), or through the general
+    merge, fed by the planner itself (batch_size None)."""
     observer = DryRunReport(ReportWriter(report), batch_size=batch_size)
-    check = check_campaign(path, observe=lambda campaign: observer)
-    assert check.summary is not None, check.diagnostics
+    if batch_size is not None:
+        check = check_campaign(path, observe=lambda campaign: observer)
+        assert check.summary is not None, check.diagnostics
+    else:
+        campaign = check_campaign(path).campaign
+        assert campaign is not None
+        stream = open_recipients(campaign.recipients, with_fields=False)
+        for batch in plan_batches(_each_seen(stream, observer), campaign):
+            observer.batch(batch)
     observer.commit()
     return report.read_bytes()
 
@@ -156,3 +165,18 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     return main(argv, stdout=out, stderr=err), out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_counted_batches_are_the_planned_ones(tmp_path: Path, batch_size: int) -> None:
+    cells = [f"+6581234{n:03d}" for n in range(10)] + ["12", "+6581234001"]
+    path = campaign_file(tmp_path, cells, batch_size=batch_size, body="Hello \u20ac " * 20)
+    check = check_campaign(path)
+    assert check.campaign is not None and check.summary is not None
+    stream = open_recipients(check.campaign.recipients, with_fields=False)
+    planned = list(plan_batches(stream, check.campaign))
+    summary = check.summary
+    assert summary.batches == summary.requests == len(planned) == -(-9 // batch_size)
+    assert summary.valid == sum(len(b.rows) for b in planned) == 9
+    assert summary.segments == 9 * summary.max_parts and summary.max_parts > 1
+    assert summary.encoding == "GSM-7"  # the euro sign is in GSM-7's extension table
