@@ -215,7 +215,8 @@ class ReportWriter:
         self.counts[status] += len(rows)
 
     def write_text(self, text: str, counts: Mapping[str, int]) -> None:
-        """Lines already formatted (LineFormatter, write_planned's rule), with their statuses."""
+        """Lines already formatted as the other writes would (LineFormatter, or E.164 rows as
+        write_planned makes them), and the statuses they add to the counts."""
         self._guard(self._handle.write, text)
         self.counts.update(counts)
 

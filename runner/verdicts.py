@@ -42,34 +42,46 @@ class DryRunReport:
         self._size = batch_size
         self._waiting: deque[Recipient] = deque()  # general: rows behind an unplanned one
         self._batch_of: dict[int, str] = {}
-        self._planned: list[tuple[int, str]] = []  # in row order: rows of batch _seq not written
-        self._seq = 0  # in row order: the batch the last sendable row went to
+        # In row order: finished lines, written a few thousand at a time, and their statuses.
+        self._lines: list[str] = []
+        self._counts: Counter[str] = Counter()
+        self._format = LineFormatter()
+        self._tail = ""  # the end of a sendable row's line in the current batch
         self._sendable = 0  # in row order: sendable rows read
-        self._batched = 0  # in row order: rows in the batches the planner made
+        self._batched = 0  # in row order: rows in the batches a planner reported
 
     def recipient(self, recipient: Recipient) -> None:
         if self._size is not None:
+            lines = self._lines
             if recipient.status == "ok" and recipient.phone:
-                seq = self._sendable // self._size + 1
-                if seq != self._seq:
-                    self._flush(self._planned, _batch_id(self._seq))
-                    self._seq = seq
+                if self._sendable % self._size == 0:  # the first row of the next batch
+                    self._tail = f",dry_run,,{_batch_id(self._sendable // self._size + 1)},,,0,\r\n"
                 self._sendable += 1
-                self._planned.append((recipient.row, recipient.phone))
+                # An E.164 number and a batch id never need quoting or neutralising.
+                lines.append(f"{recipient.row},{recipient.phone}{self._tail}")
             else:
-                self._flush(self._planned, _batch_id(self._seq))
-                self._write(recipient, "")
+                lines.append(self._format.unsent(recipient.row,
+                                                 recipient.phone or recipient.raw_phone,
+                                                 recipient.status, recipient.reason))
+                self._counts[recipient.status] += 1
+            if len(lines) >= 4096:
+                self._write_lines()
         elif self._waiting or recipient.status == "ok":
             self._waiting.append(recipient)
         else:
             self._write(recipient, "")
 
+    def _write_lines(self) -> None:
+        self.writer.write_text("".join(self._lines), {})
+        self._lines.clear()
+
     def batch(self, batch: Batch) -> None:
         if self._size is not None:  # only a planner would call: it must agree with the count
             self._batched += len(batch.rows)
-            if batch.id != _batch_id(self._seq) or self._batched != self._sendable:
+            expected = _batch_id(-(-self._batched // self._size))
+            if batch.id != expected or self._batched != self._sendable:
                 raise RuntimeError(f"dry run: the planner made {batch.id} of {len(batch.rows)} "
-                                   f"rows, not {_batch_id(self._seq)} as counted")
+                                   f"rows, not {expected} as counted")
             return
         for row in batch.rows:
             self._batch_of[row] = batch.id
@@ -97,7 +109,10 @@ class DryRunReport:
             self.writer.write_unsent(r.row, r.phone or r.raw_phone, r.status, error=r.reason)
 
     def commit(self) -> Counter[str]:
-        self._flush(self._planned, _batch_id(self._seq))
+        if self._size is not None:
+            self._counts["dry_run"] += self._sendable
+            self._write_lines()
+            self.writer.write_text("", self._counts)
         if self._waiting:  # every row waiting for the planner was planned by the end
             raise RuntimeError("dry run: some sendable rows were never planned")
         return self.writer.commit()
