@@ -30,6 +30,9 @@ class PlanObserver(Protocol):
 
     def recipient(self, recipient: Recipient) -> None: ...
 
+    def recipients(self, rows: Iterable[Recipient]) -> None:
+        """``recipient`` for each row (without placeholders, where no batch is planned)."""
+
     def batch(self, batch: Batch) -> None: ...
 
 
@@ -119,9 +122,7 @@ def summarise_recipients(
         if observer is None:
             deque(stream, maxlen=0)
         else:
-            seen = observer.recipient
-            for recipient in stream:
-                seen(recipient)
+            observer.recipients(stream)
         valid, size = stream.stats.ok, campaign.effective_batch_size
         batches = -(-valid // size)
         if valid:

@@ -15,7 +15,7 @@ import contextlib
 import tempfile
 from array import array
 from collections import Counter, deque
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -45,31 +45,40 @@ class DryRunReport:
         # In row order: finished lines, written a few thousand at a time, and their statuses.
         self._lines: list[str] = []
         self._counts: Counter[str] = Counter()
-        self._format = LineFormatter()
-        self._tail = ""  # the end of a sendable row's line in the current batch
         self._sendable = 0  # in row order: sendable rows read
         self._batched = 0  # in row order: rows in the batches a planner reported
 
     def recipient(self, recipient: Recipient) -> None:
         if self._size is not None:
-            lines = self._lines
-            if recipient.status == "ok" and recipient.phone:
-                if self._sendable % self._size == 0:  # the first row of the next batch
-                    self._tail = f",dry_run,,{_batch_id(self._sendable // self._size + 1)},,,0,\r\n"
-                self._sendable += 1
-                # An E.164 number and a batch id never need quoting or neutralising.
-                lines.append(f"{recipient.row},{recipient.phone}{self._tail}")
-            else:
-                lines.append(self._format.unsent(recipient.row,
-                                                 recipient.phone or recipient.raw_phone,
-                                                 recipient.status, recipient.reason))
-                self._counts[recipient.status] += 1
-            if len(lines) >= 4096:
-                self._write_lines()
+            self.recipients((recipient,))
         elif self._waiting or recipient.status == "ok":
             self._waiting.append(recipient)
         else:
             self._write(recipient, "")
+
+    def recipients(self, rows: Iterable[Recipient]) -> None:
+        """``recipient`` for every row of a stream; with ``batch_size``, one loop with its state
+        in locals, as it runs a million times for a million rows."""
+        if self._size is None:
+            for r in rows:
+                self.recipient(r)
+            return
+        size, lines, counts, unsent = self._size, self._lines, self._counts, LineFormatter().unsent
+        sendable = self._sendable
+        tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,\r\n"
+        for r in rows:
+            if r.status == "ok" and r.phone:
+                if sendable % size == 0:  # the first row of the next batch
+                    tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,\r\n"
+                sendable += 1
+                # An E.164 number and a batch id never need quoting or neutralising.
+                lines.append(f"{r.row},{r.phone}{tail}")
+            else:
+                lines.append(unsent(r.row, r.phone or r.raw_phone, r.status, r.reason))
+                counts[r.status] += 1
+            if len(lines) >= 4096:
+                self._write_lines()
+        self._sendable = sendable
 
     def _write_lines(self) -> None:
         self.writer.write_text("".join(self._lines), {})
@@ -159,6 +168,10 @@ class CheckedRows:
         self._unsent_rows.append(recipient.row)
         self._unsent_sizes.append(len(line))
         self.unsent_counts[recipient.status] += 1
+
+    def recipients(self, rows: Iterable[Recipient]) -> None:
+        for r in rows:
+            self.recipient(r)
 
     def batch(self, batch: Batch) -> None:
         pass

@@ -43,13 +43,19 @@ def campaign_file(folder: Path, cells: list[str], *, batch_size: int, body: str 
     return path
 
 
-def dry_run_report(path: Path, report: Path, *, batch_size: int | None) -> bytes:
+def dry_run_report(path: Path, report: Path, *, batch_size: int | None,
+                   one_by_one: bool = False) -> bytes:
     """The dry-run report as the CLI writes it (batch_size given), or through the general
     merge, fed by the planner itself (batch_size None)."""
     observer = DryRunReport(ReportWriter(report), batch_size=batch_size)
-    if batch_size is not None:
+    if batch_size is not None and not one_by_one:
         check = check_campaign(path, observe=lambda campaign: observer)
         assert check.summary is not None, check.diagnostics
+    elif batch_size is not None:
+        campaign = check_campaign(path).campaign
+        assert campaign is not None
+        for recipient in open_recipients(campaign.recipients, with_fields=False):
+            observer.recipient(recipient)
     else:
         campaign = check_campaign(path).campaign
         assert campaign is not None
@@ -69,7 +75,9 @@ def test_the_row_order_merge_writes_what_the_general_one_does(cells: list[str],
         path = campaign_file(folder, cells, batch_size=batch_size)
         fast = dry_run_report(path, folder / "fast.csv", batch_size=batch_size)
         general = dry_run_report(path, folder / "general.csv", batch_size=None)
-    assert fast == general
+        by_row = dry_run_report(path, folder / "by-row.csv", batch_size=batch_size,
+                                one_by_one=True)
+    assert fast == general == by_row
     assert fast.count(b"\r\n") == 1 + len(cells)  # the header, then one line a source row
 
 
