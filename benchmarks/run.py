@@ -322,8 +322,7 @@ def step_rss(ctx: Context) -> None:
     section = Section("Peak RSS of `campaign send --dry-run`",
                       ["rows", "peak RSS MB", "above start-up MB", "bytes per row above the "
                        "smallest size", "bytes per distinct number above the smallest size"])
-    floor = ctx.run("import-floor", [sys.executable, "-c", "import runner.cli, runner.check, "
-                                     "runner.send, runner.recipients"])
+    floor = ctx.run("import-floor", [*RUNNER, "--version"])  # the dry run's own start-up
     for rows in ctx.sizes:
         if rows not in ctx.dry_runs:
             source = gendata.recipients_csv(ctx.data, rows)
@@ -345,9 +344,9 @@ def step_rss(ctx: Context) -> None:
             f"{rows:,}", mb(rss), mb(rss - floor.max_rss),
             f"{(rss - base) / extra_rows:.0f}" if extra_rows else "-",
             f"{(rss - base) / extra_numbers:.0f}" if extra_numbers > 0 else "-"])
-    section.notes.append(f"start-up: `python -c 'import runner.cli, ...'` peaks at "
-                         f"{mb(floor.max_rss)} MB; the dedup table costs 12 bytes a slot, kept at "
-                         "most half full, and the dry-run plan 16 bytes a sendable row")
+    section.notes.append(f"start-up: `campaign --version` peaks at {mb(floor.max_rss)} MB; the "
+                         "dedup table costs 12 bytes a slot, kept at most half full; rows are "
+                         "written to the report as soon as their batch is planned")
     if ctx.profiler.folder is not None:
         section.notes.append("profiled run: the RSS figures are py-spy's, not the runner's")
     ctx.add(section)
@@ -480,11 +479,12 @@ def step_rate(ctx: Context) -> None:
 
 
 def _journal_writes(path: Path, level: str, batches: int, size: int) -> float:
-    """Seconds for ``batches`` begin_batch + finish_batch pairs of ``size`` rows each."""
+    """Seconds for ``batches`` begin_batch + finish_rows pairs of ``size`` rows each, the
+    engine's calls."""
     from patched_cli import patch_sync
 
     import runner.journal as journal_module
-    from runner.journal import Journal, RowOutcome
+    from runner.journal import Journal
 
     original = journal_module._connect
     patch_sync(level)
@@ -495,9 +495,9 @@ def _journal_writes(path: Path, level: str, batches: int, size: int) -> float:
         for b in range(batches):
             rows = [(b * size + i, f"+91{9_000_000_000 + b * size + i}") for i in range(size)]
             journal.begin_batch(f"b{b:06d}", rows)
-            journal.finish_batch([
-                RowOutcome(row, phone, "sent", f"b{b:06d}", f"id-{row}:1", attempts=1,
-                           sent_at="2026-11-25T12:00:00+00:00") for row, phone in rows])
+            journal.finish_rows([
+                (row, phone, "sent", f"b{b:06d}", f"id-{row}:1", "", "", 1,
+                 "2026-11-25T12:00:00+00:00") for row, phone in rows])
         journal.close()
         return time.perf_counter() - started
     finally:
@@ -539,7 +539,7 @@ def step_journal(ctx: Context) -> None:
             f"{writes[level] / writes['OFF']:.2f}x", fmt(sends[level]),
             f"{sends[level] / sends['OFF']:.2f}x"])
     section.notes.append(
-        "journal writes alone: begin_batch (commits) + finish_batch per batch, in this process; "
+        "journal writes alone: begin_batch (commits) + finish_rows per batch, in this process; "
         "`send`: the whole run against the sandbox with the level patched in "
         "(benchmarks/patched_cli.py); WAL mode throughout")
     if ctx.bare_per_request is not None:
