@@ -446,6 +446,9 @@ class Journal:
         at = 0
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row")
         while chunk := cur.fetchmany(1000):
+            if not overlay:  # the common case: a run that finished
+                yield from chunk
+                continue
             for found in chunk:
                 row = found[0]
                 while at < len(overlay) and overlay[at][0] <= row:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
+
 from runner.check import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, display_path
@@ -321,8 +323,6 @@ async def _wait_then_send(
         state = window_state(sending.window, now())
 
     progress = Progress(to_send)
-    import aiohttp  # here, not at the top: a dry run never needs its 0.1 s import
-
     connector = aiohttp.TCPConnector(limit=sending.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
