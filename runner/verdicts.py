@@ -176,10 +176,6 @@ class CheckedRows:
     def batch(self, batch: Batch) -> None:
         pass
 
-    @property
-    def sendable(self) -> int:
-        return len(self._rows)
-
     def batches(self, *, size: int, body: str | None, skip: Container[int],
                 id_prefix: str) -> Iterator[Batch]:
         """The batches ``plan_batches`` makes of these rows for a body without placeholders
