@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import send as send_module
+from runner import run as send_module
 from runner.cli import main
 from runner.engine import Engine
 from runner.report import read_report

@@ -21,9 +21,7 @@ status run repeated from cron only costs requests for what is still pending. A p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import re
 import time
 from collections import Counter
@@ -38,7 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.wait import wait_random_exponential
 
 from runner.engine import RetryPolicy
-from runner.errors import InputError, JournalError, RunnerError, display_path
+from runner.errors import InputError, JournalError, display_path
 from runner.journal import JournalMeta, journal_path, read_meta
 from runner.kaleyra import (
     STATUS_BATCH,
@@ -394,20 +392,6 @@ def summary(result: StatusResult) -> str:
     if result.already_final:
         asked += f"; {result.already_final:,} already final"
     return f"{line} ({asked})"
-
-
-def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Exit 0 when every sent row is delivered; 3 when some are undelivered or still pending;
-    1 for bad input or a refused request."""
-    report = Path(args.report)
-    try:
-        result = check_delivery(report, os.environ, recheck=bool(args.recheck))
-    except RunnerError as exc:
-        for d in getattr(exc, "diagnostics", ()):
-            print(d.format_text(), file=err)
-        print(f"error: {exc}", file=err)
-        return EXIT_INVALID
-    return finish_status(result, out, err)
 
 
 def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
