@@ -159,7 +159,8 @@ def _send_to_sandbox(checked: CampaignCheck, options: SendOptions, rows: Checked
     campaign = _valid(checked)
     with SandboxThread(region=campaign.account.region, api_key=SANDBOX_API_KEY,
                        sid=SANDBOX_SID, faults=faults) as sandbox:
-        observer.sandbox_started(sandbox.base_url)
+        observer.sandbox_started(sandbox.base_url, window_ignored=options.ignore_window
+                                 and campaign.sending.window is not None)
         endpoint = Endpoint(sandbox.base_url, SANDBOX_SID, Secret(SANDBOX_API_KEY))
         options = replace(options, destination="the built-in sandbox")
         return send_campaign(campaign, endpoint, options, to_send=_to_send(checked),

@@ -37,6 +37,9 @@ from tenacity.wait import wait_random_exponential
 
 from runner.engine import RetryPolicy
 from runner.errors import InputError, JournalError, display_path
+from runner.exitcodes import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
+
+# Not imported from runner.cli, which imports this module.
 from runner.journal import JournalMeta, journal_path, read_meta
 from runner.kaleyra import (
     STATUS_BATCH,
@@ -52,9 +55,6 @@ from runner.kaleyra import (
 from runner.limiter import RateLimiter
 from runner.model import API_DOMAINS, Account, Region, SendingSpec
 from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
-
-# Not imported from runner.cli, which imports this module.
-EXIT_OK, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 3
 
 DELIVERY_COLUMNS: tuple[str, ...] = ("delivery_status", "delivery_detail", "checked_at")
 NOT_IN_ANSWER = "not in Kaleyra's answer yet"
@@ -315,6 +315,22 @@ class StatusResult:
     retries: int = 0
     written: bool = False  # the report was rewritten
 
+    @property
+    def counts(self) -> Counter[str]:
+        """Sent rows by verdict: delivered, undelivered, pending."""
+        return self.verdicts
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every sent row is delivered (or none was sent); 3 when some are undelivered
+        or still pending; 1 when Kaleyra refused the status request."""
+        if self.refused is not None:
+            return EXIT_INVALID
+        if self.sent == 0:
+            return EXIT_OK
+        pending = self.verdicts["undelivered"] or self.verdicts["pending"]
+        return EXIT_INCOMPLETE if pending else EXIT_OK
+
 
 def updated(r: ReportRow, polled: PollResult, checked_at: str) -> ReportRow:
     """The row with what this check learnt; rows not asked about keep their columns."""
@@ -401,10 +417,10 @@ def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     if result.refused is not None:
         print(f"error: Kaleyra refused the status request ({result.refused.code}): "
               f"{result.refused.message}", file=err)
-        return EXIT_INVALID
+        return result.exit_code
     if result.sent == 0:
         print("no sent rows: nothing to check", file=err)
-        return EXIT_OK
+        return result.exit_code
     if result.unchecked:
         print(f"{result.unchecked:,} ids could not be checked (the API kept failing); run "
               "`campaign status` again later", file=err)
@@ -414,4 +430,4 @@ def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     if undelivered:
         print(f"{undelivered:,} not delivered: see delivery_status and delivery_detail in the "
               "report", file=err)
-    return EXIT_INCOMPLETE if undelivered or pending else EXIT_OK
+    return result.exit_code

@@ -24,8 +24,9 @@ class RunObserver:
         without reading the recipients again). Called for valid campaigns only; an invalid one
         raises ``CampaignInvalid`` with the same diagnostics."""
 
-    def sandbox_started(self, base_url: str) -> None:
-        """``sandbox=True``: the in-process sandbox listens at ``base_url``."""
+    def sandbox_started(self, base_url: str, *, window_ignored: bool) -> None:
+        """``sandbox=True``: the in-process sandbox listens at ``base_url``
+        (``window_ignored``: the campaign has a send window, which the rehearsal ignores)."""
 
     def waiting_for_window(self, window: Window | None, opens_at: datetime) -> None:
         """``wait=True`` and the send window is closed: the run sleeps until ``opens_at``."""

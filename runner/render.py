@@ -76,8 +76,11 @@ class ConsoleObserver(ProgressObserver):
         for d in check.diagnostics:
             self._say(d.format_text())
 
-    def sandbox_started(self, base_url: str) -> None:
+    def sandbox_started(self, base_url: str, *, window_ignored: bool) -> None:
         self._say(f"sandbox: sending to the local Kaleyra-compatible server at {base_url}")
+        if window_ignored:
+            self._say("sandbox: the send window does not apply to a rehearsal "
+                      "(--respect-window keeps to it)")
 
     def waiting_for_window(self, window: Window | None, opens_at: datetime) -> None:
         self._say(f"waiting for the send window: {describe(window, datetime.now(UTC))} "
