@@ -16,11 +16,35 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from runner.api import check, send, status
-from runner.checker import CampaignCheck
-from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
-from runner.observer import RunObserver
-from runner.results import RunOutcome
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.api import check, send, status
+    from runner.checker import CampaignCheck
+    from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
+    from runner.observer import RunObserver
+    from runner.results import RunOutcome
+
+# Imported on first use (PEP 562): `campaign` handles signals before the heavy imports, and
+# `import runner.errors` need not load the whole API.
+_LAZY = {
+    "check": "runner.api", "send": "runner.api", "status": "runner.api",
+    "CampaignCheck": "runner.checker", "RunOutcome": "runner.results",
+    "RunObserver": "runner.observer", "CampaignInvalid": "runner.errors",
+    "InputError": "runner.errors", "RunnerError": "runner.errors", "UsageError": "runner.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runner' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CampaignCheck",

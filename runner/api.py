@@ -106,14 +106,17 @@ def _dry_run(checked: CampaignCheck, report: Path, observer: RunObserver) -> Run
     refuse_to_overwrite_a_run(report)
     campaign = _valid(checked)
     size = None if is_personalised(campaign) else campaign.effective_batch_size
-    dry = DryRunReport(ReportWriter(report), batch_size=size)
+    writer: ReportWriter | None = None
     try:
+        writer = ReportWriter(report)
+        dry = DryRunReport(writer, batch_size=size)
         checked = check_recipients(checked, observer=dry)
         _valid(checked)
         observer.checked(checked, reused=False)
         counts = dry.commit()
     finally:
-        dry.writer.discard()  # a no-op once committed
+        if writer is not None:
+            writer.discard()  # a no-op once committed
     return RunOutcome(counts, report, dry_run=True, check=checked)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from runner import __version__, api
-from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
+from runner.errors import CampaignInvalid, InputError, RunInterrupted, RunnerError, UsageError
 from runner.exitcodes import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from runner.output import render_github, render_json, render_text
 
@@ -94,11 +94,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         if not exc.diagnostics:  # the diagnostics already say it, with the file
             print(f"error: {exc}", file=err)
         return EXIT_INVALID
+    except RunInterrupted as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_STOPPED
     except RunnerError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside the send loop (which has its own)
+        print("stopped by a signal: rerun the same command to go on (the journal keeps every "
+              "answer recorded so far)", file=err)
         return EXIT_STOPPED
     except BrokenPipeError:  # `campaign validate ... | head`: the reader left, nothing to say
         with contextlib.suppress(OSError):

@@ -7,6 +7,8 @@ Hierarchy::
     │   └── CampaignInvalid     carries the collected Diagnostics of a campaign that failed checks
     ├── UsageError              bad flags or arguments (exit 2)
     ├── JournalError            a journal that cannot be used (changed campaign, corrupt file)
+    ├── RunInterrupted          a run stopped part way by trouble outside it: the journal or
+    │                           the disk failed mid-run (exit 75, a rerun resumes)
     └── ApiError                a transport or protocol failure talking to Kaleyra
 
 Checks do not raise per problem: they collect ``Diagnostic`` values (file, line, column, field,
@@ -89,6 +91,11 @@ class UsageError(RunnerError):
 
 class JournalError(RunnerError):
     """The journal cannot be used as asked (e.g. the campaign changed since it was written)."""
+
+
+class RunInterrupted(RunnerError):
+    """A run stopped part way because its state could not be kept (journal, disk, store).
+    What was recorded stays consistent; a rerun resumes. Exit code 75."""
 
 
 class ApiError(RunnerError):

@@ -6,13 +6,17 @@ the run with exit 1 and its journal somewhere unexpected.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from runner.errors import InputError, display_path
 from runner.journal import journal_path
 from runner.model import Campaign
+from runner.report import is_locked
 
 
 def resolve_report(campaign: Campaign, report: str | os.PathLike[str] | None, *,
@@ -34,9 +38,50 @@ def resolve_report(campaign: Campaign, report: str | os.PathLike[str] | None, *,
         except OSError as exc:
             raise InputError(f"cannot create the report folder {display_path(path.parent)}: "
                              f"{exc.strerror}") from None
+    path = real_report_path(path)
     refuse_inputs_as_report(path, campaign)
     check_writable(path)
+    remove_leftovers(path)
     return path
+
+
+def real_report_path(path: Path) -> Path:
+    """The report's real path: a symlink is followed, so that its journal is the run's own
+    (``latest.csv`` pointing at a finished run's report must resume that run, not start
+    another). A hard link, or a path that names a journal, is refused."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+        if not path.parent.is_dir():
+            raise InputError(f"{display_path(path)}: the report's link points into a folder "
+                             "that does not exist")
+    if path.name.endswith(".journal") or ".journal." in path.name or _is_sqlite(path):
+        raise InputError(f"{display_path(path)}: this is a run's journal, not a report; a report "
+                         "written here would destroy the run's record. Give the report its own "
+                         "path (the journal is kept beside it as <report>.journal)")
+    with contextlib.suppress(FileNotFoundError):
+        found = path.stat()
+        if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
+            raise InputError(f"{display_path(path)}: the report is a hard link to another file; "
+                             "a run's journal is found by the report's path, so linked reports "
+                             "could send twice. Give the report a path of its own")
+    return path
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def remove_leftovers(report: Path) -> None:
+    """Remove the temporary files of earlier runs that were killed while writing this report
+    (they hold phone numbers). A file still locked belongs to a writer that is alive."""
+    for tmp in report.parent.glob(f".{glob.escape(report.name)}.*.tmp"):
+        if not is_locked(tmp):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def refuse_inputs_as_report(report: Path, campaign: Campaign) -> None:

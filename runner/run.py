@@ -24,7 +24,7 @@ import aiohttp
 
 from runner.checker import PlanSummary
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import JournalError, display_path
+from runner.errors import JournalError, RunInterrupted, display_path
 from runner.fingerprint import fingerprint
 from runner.journal import (
     IN_FLIGHT_CODE,
@@ -43,6 +43,7 @@ from runner.plan import Batch, is_personalised, plan_batches
 from runner.recipients import open_recipients
 from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
 from runner.results import RunOutcome
+from runner.signals import STOP_SIGNALS, held
 from runner.verdicts import CheckedRows
 from runner.window import window_state
 
@@ -234,15 +235,23 @@ def send_campaign(
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
             state = window_state(window, now())
             if not state.open and not options.wait:
-                counts = _write_journal_report(campaign, options.report, journal, checked)
+                with held():
+                    counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
-            stats, stopped = asyncio.run(_under_signals(
-                lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
-                                                to_send=left, window=window, now=now,
-                                                observer=observer, engines=engines)))
-        counts = _write_journal_report(campaign, options.report, journal, checked)
+            try:
+                stats, stopped = asyncio.run(_under_signals(
+                    lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
+                                                    to_send=left, window=window, now=now,
+                                                    observer=observer, engines=engines)))
+            except JournalError as exc:  # mid-run: some batches may have gone out
+                raise RunInterrupted(
+                    f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
+                    "and rerun the same command to resume (requests in flight at the failure "
+                    "are reported unknown)") from None
+        with held():  # a stop now waits for the report: never the old one left in place
+            counts = _write_journal_report(campaign, options.report, journal, checked)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, elapsed=time.monotonic() - started,
                           run_number=journal.run_number, unknown_from_before=unknown_before)
@@ -281,6 +290,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
         else:
             main.cancel()  # nothing in flight yet, or a second Ctrl-C: the journal keeps the rest
 
+    before = {int(sig): signal.getsignal(sig) for sig in STOP_SIGNALS}
     handled = _install_signal_handlers(loop, on_signal)
     try:
         stopped = await main
@@ -289,6 +299,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, before[sig])  # asyncio leaves the default behind, not ours
     return (engines[0].stats if engines else EngineStats()), stopped
 
 
@@ -368,7 +379,7 @@ def provider_limiter(rate: float | None) -> RateLimiter:
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]
                              ) -> list[int]:
     installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         try:
             loop.add_signal_handler(sig, handler)
             installed.append(sig)
