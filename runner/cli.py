@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from runner import __version__, api
-from runner.errors import CampaignInvalid, InputError, RunInterrupted, RunnerError, UsageError
-from runner.exitcodes import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
+from runner.exitcodes import EPILOG, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from runner.output import render_github, render_json, render_text
 
 
@@ -24,22 +26,37 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+SEND_USAGE = ("campaign send FILE [--dry-run] [--report PATH] [--sandbox [--respect-window] "
+              "[sandbox fault options]] [--resend-unknown] [--retry-failed] [--fresh] [--wait] "
+              "[--summary-json PATH] [-v | -q]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from runner.sandbox_cli import add_sandbox_arguments
 
-    parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.")
+    parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"campaign {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    validate = commands.add_parser("validate", help="check campaign files (no network)")
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="campaign files or folders")
-    validate.add_argument("--format", choices=("text", "json", "github"), default="text")
+    def command(name: str, summary: str, usage: str | None = None) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   usage=usage)
 
-    send = commands.add_parser("send", help="send a campaign (or --dry-run)")
+    validate = command("validate", "check campaign files (no network)")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="campaign files or folders")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text",
+                          help="text (default): path:line:col: message; json: a versioned "
+                          "document; github: annotations for a pull request")
+
+    send = command("send", "send a campaign (or --dry-run)", usage=SEND_USAGE)
     send.add_argument("file", metavar="FILE", help="the campaign file")
     send.add_argument("--report", metavar="PATH", help="report path (default: the file's "
                       "`report:` key, else reports/<name>.csv)")
-    send.add_argument("--dry-run", action="store_true", help="everything but the HTTP call")
+    send.add_argument("--dry-run", action="store_true",
+                      help="everything but the HTTP call: the plan, and the report of what "
+                      "would happen to each row")
     send.add_argument("--sandbox", action="store_true",
                       help="start the local sandbox in-process and send to it (no account)")
     send.add_argument("--respect-window", action="store_true",
@@ -48,16 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="resend rows whose earlier request may or may not have been delivered")
     send.add_argument("--retry-failed", action="store_true", help="retry rows that failed before")
     send.add_argument("--fresh", action="store_true",
-                      help="start over; the old journal is kept aside")
+                      help="start over and send to every row again; the old journal is kept "
+                      "aside")
     send.add_argument("--wait", action="store_true",
                       help="wait for the send window instead of exiting 75")
+    send.add_argument("--summary-json", metavar="PATH", type=Path,
+                      help="write a versioned JSON summary of the run (for dashboards)")
+    add_verbosity(send)
     add_sandbox_arguments(send, faults_only=True)  # faults for --sandbox, to rehearse a bad day
 
-    add_status_arguments(commands.add_parser("status", help="poll delivery status into a report"))
+    status = command("status", "poll delivery status into a report")
+    add_status_arguments(status)
 
-    sandbox = commands.add_parser("sandbox", help="run the local Kaleyra-compatible server")
+    sandbox = command("sandbox", "run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
     return parser
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="log one line a request (batch, size, attempt, answer, latency)")
+    loud.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +94,7 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a delivery report written by `campaign send` (its journal beside it)")
     parser.add_argument("--recheck", action="store_true",
                         help="ask again for rows whose delivery status is already final")
+    add_verbosity(parser)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
@@ -82,24 +112,21 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return command(args, out, err)
     except UsageError as exc:
         print(f"{exc}\n(see `campaign --help`)", file=err)
-        return EXIT_USAGE
+        return exc.exit_code
     except CampaignInvalid as exc:
         for d in exc.diagnostics:
             print(d.format_text(), file=err)
         print(exc, file=err)
-        return EXIT_INVALID
+        return exc.exit_code
     except InputError as exc:
         for d in exc.diagnostics:
             print(d.format_text(), file=err)
         if not exc.diagnostics:  # the diagnostics already say it, with the file
             print(f"error: {exc}", file=err)
-        return EXIT_INVALID
-    except RunInterrupted as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_STOPPED
+        return exc.exit_code
     except RunnerError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_INVALID
+        return exc.exit_code
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside the send loop (which has its own)
         print("stopped by a signal: rerun the same command to go on (the journal keeps every "
               "answer recorded so far)", file=err)
@@ -145,19 +172,48 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from runner.render import ConsoleObserver, describe_plan, send_lines
     from runner.sandbox_cli import faults_from_args
 
-    outcome = api.send(args.file, report=args.report, dry_run=args.dry_run,
-                       sandbox=args.sandbox, resend_unknown=args.resend_unknown,
-                       retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait,
-                       observer=ConsoleObserver(err), faults=faults_from_args(args),
-                       respect_window=args.respect_window)
+    started = datetime.now(UTC)
+    _log_requests(args.verbose, err)
+    try:
+        outcome = api.send(args.file, report=args.report, dry_run=args.dry_run,
+                           sandbox=args.sandbox, resend_unknown=args.resend_unknown,
+                           retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait,
+                           observer=ConsoleObserver(err, quiet=args.quiet),
+                           faults=faults_from_args(args), respect_window=args.respect_window)
+    except RunnerError as exc:
+        if args.summary_json is not None:
+            from runner.summary import failed_summary, write_summary
+
+            write_summary(args.summary_json, failed_summary(
+                file=args.file, exit_code=exc.exit_code, started_at=started, message=str(exc),
+                diagnostics=getattr(exc, "diagnostics", ()), dry_run=args.dry_run))
+        raise
+    if args.summary_json is not None:
+        from runner.summary import run_summary, write_summary
+
+        write_summary(args.summary_json, run_summary(outcome, started_at=started,
+                                                     file=args.file))
     if outcome.dry_run:
         assert outcome.check is not None
-        print(describe_plan(outcome.check, outcome.report), file=out)
+        if not args.quiet:
+            print(describe_plan(outcome.check, outcome.report), file=out)
         return outcome.exit_code
-    to_out, to_err = send_lines(outcome)
-    print("\n".join(to_err), file=err)
-    print("\n".join(to_out), file=out)
+    to_out, to_err = send_lines(outcome, quiet=args.quiet)
+    if to_err:
+        print("\n".join(to_err), file=err)
+    if to_out:
+        print("\n".join(to_out), file=out)
     return outcome.exit_code
+
+
+def _log_requests(verbose: bool, err: TextIO) -> None:
+    """-v: the engine's request log (logger ``runner.requests``) to stderr."""
+    logger = logging.getLogger("runner.requests")
+    if verbose:
+        handler = logging.StreamHandler(err)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -172,7 +228,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(d.format_text(), file=err)
         print(f"error: {exc}", file=err)
         return EXIT_INVALID
-    return finish_status(result, out, err)
+    return finish_status(result, out, io.StringIO() if args.quiet and not result.refused
+                         else err)
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -17,6 +17,7 @@ A stop (signal, send window closing) lets the batches in flight finish and takes
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +33,8 @@ from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
 from runner.plan import Batch
+
+log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
 SendAttempt = Callable[[Batch], Awaitable[Outcome]]
 Clock = Callable[[], float]
@@ -53,6 +56,7 @@ class EngineStats:
     retries: int = 0
     rows_done: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    retry_causes: Counter[str] = field(default_factory=Counter)  # the answer each retry followed
 
     def count(self, status: str, n: int) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + n
@@ -78,6 +82,14 @@ class _StopAfterClock(stop_base):
 def _last_answer(state: RetryCallState) -> Outcome | None:
     """When retries run out, the batch ends with its last answer (not tenacity's RetryError)."""
     return state.outcome.result() if state.outcome else None
+
+
+def _answer(outcome: Outcome) -> str:
+    """An answer in a few words for the request log (never the request or the key)."""
+    if isinstance(outcome, Accepted):
+        return f"accepted ({len(outcome.message_ids)} ids)"
+    kind = type(outcome).__name__.lower()
+    return f"{kind} {outcome.code}"
 
 
 def _now_iso() -> str:
@@ -163,7 +175,13 @@ class Engine:
             self.stats.requests += 1
             if attempts > 1:
                 self.stats.retries += 1
+                self.stats.retry_causes[last.code if last is not None and not isinstance(
+                    last, Accepted) else "unknown"] += 1
+            sent_at = self._clock()
             outcome = last = await self._send(batch)
+            if log.isEnabledFor(logging.INFO):
+                log.info("batch %s: %d numbers, attempt %d: %s in %.3f s", batch.id,
+                         len(batch.rows), attempts, _answer(outcome), self._clock() - sent_at)
             if isinstance(outcome, Transient) and outcome.retry_after:
                 self._limiter.pause_until(self._clock() + outcome.retry_after)
             return outcome

@@ -72,6 +72,8 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 class RunnerError(Exception):
     """Base of every exception this package raises on purpose."""
 
+    exit_code = 1  # what `campaign` exits with when this ends a command
+
 
 class InputError(RunnerError):
     """Bad user input: the message names the file, line and field. Exit code 1."""
@@ -88,6 +90,8 @@ class CampaignInvalid(InputError):
 class UsageError(RunnerError):
     """Bad command-line usage. Exit code 2."""
 
+    exit_code = 2
+
 
 class JournalError(RunnerError):
     """The journal cannot be used as asked (e.g. the campaign changed since it was written)."""
@@ -96,6 +100,8 @@ class JournalError(RunnerError):
 class RunInterrupted(RunnerError):
     """A run stopped part way because its state could not be kept (journal, disk, store).
     What was recorded stays consistent; a rerun resumes. Exit code 75."""
+
+    exit_code = 75
 
 
 class ApiError(RunnerError):

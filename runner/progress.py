@@ -63,12 +63,14 @@ class Progress:
 class ProgressObserver(RunObserver):
     """The progress bar (or CI line) of a send, fed by the run's observer hooks."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, enabled: bool = True, **options: Any) -> None:
         self._options = options
+        self._enabled = enabled
         self._progress: Progress | None = None
 
     def sending(self, rows: int) -> None:
-        self._progress = Progress(rows, **self._options)
+        if self._enabled:
+            self._progress = Progress(rows, **self._options)
 
     def batch_done(self, stats: EngineStats) -> None:
         if self._progress is not None:

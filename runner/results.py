@@ -22,6 +22,7 @@ class RunOutcome:
     closed_until: datetime | None = None  # the window was closed at start; it opens then
     requests: int = 0
     retries: int = 0
+    retry_causes: Counter[str] = field(default_factory=Counter)  # e.g. HTTP429, E103
     elapsed: float = 0.0
     run_number: int = 1
     unknown_from_before: int = 0  # rows found in flight from an earlier run that died

@@ -253,7 +253,8 @@ def send_campaign(
         with held():  # a stop now waits for the report: never the old one left in place
             counts = _write_journal_report(campaign, options.report, journal, checked)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
-                          retries=stats.retries, elapsed=time.monotonic() - started,
+                          retries=stats.retries, retry_causes=stats.retry_causes,
+                          elapsed=time.monotonic() - started,
                           run_number=journal.run_number, unknown_from_before=unknown_before)
     finally:
         journal.close()
