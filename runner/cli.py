@@ -32,7 +32,7 @@ from runner.verdicts import CheckedRows, DryRunReport
 from runner.window import describe
 
 if TYPE_CHECKING:  # sending needs aiohttp, a tenth of a second to import: not for validate
-    from runner.kaleyra import Endpoint
+    from runner.endpoint import Endpoint
     from runner.send import RunOutcome, SendOptions
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_STOPPED = 0, 1, 2, 3, 75
@@ -273,7 +273,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         rows = checked[0] if checked else None
         if args.sandbox:
             return _send_to_sandbox(check, options, rows, args, out, err)
-        from runner.kaleyra import resolve_endpoint
+        from runner.endpoint import resolve_endpoint
 
         endpoint = resolve_endpoint(check.campaign, os.environ)
         return _send(check, endpoint, options, rows, out, err)
@@ -286,7 +286,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: CheckedRows | None,
                      args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from runner.kaleyra import Endpoint, Secret
+    from runner.endpoint import Endpoint, Secret
     from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread
     from runner.sandbox_cli import faults_from_args
 

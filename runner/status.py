@@ -37,20 +37,12 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from runner.answers import Delivery, Rejected, StatusAnswer, StatusOutcome, Transient
+from runner.endpoint import Endpoint, resolve_account_endpoint
 from runner.engine import RetryPolicy
 from runner.errors import InputError, JournalError, RunnerError, display_path
 from runner.journal import JournalMeta, journal_path, read_meta
-from runner.kaleyra import (
-    STATUS_BATCH,
-    Delivery,
-    Endpoint,
-    Rejected,
-    StatusAnswer,
-    StatusOutcome,
-    Transient,
-    get_status,
-    resolve_account_endpoint,
-)
+from runner.kaleyra import STATUS_BATCH, get_status
 from runner.limiter import RateLimiter
 from runner.model import API_DOMAINS, Account, Region, SendingSpec
 from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report

@@ -18,19 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from runner.answers import Accepted, Ambiguous, Delivery, Rejected, StatusAnswer, Transient
+from runner.endpoint import Endpoint, Secret
 from runner.errors import InputError
-from runner.kaleyra import (
-    Accepted,
-    Ambiguous,
-    Delivery,
-    Endpoint,
-    Rejected,
-    Secret,
-    StatusAnswer,
-    Transient,
-    get_status,
-    post_sms,
-)
+from runner.kaleyra import get_status, post_sms
 from runner.sandbox import (
     SANDBOX_API_KEY,
     SANDBOX_SID,

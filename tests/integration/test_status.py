@@ -19,9 +19,10 @@ from yarl import URL
 
 import runner.kaleyra
 import runner.status
+from runner.answers import StatusOutcome
 from runner.cli import add_status_arguments, main
+from runner.endpoint import Endpoint
 from runner.journal import Journal, journal_path
-from runner.kaleyra import Endpoint, StatusOutcome
 from runner.report import ReportRow, read_report, write_report
 from runner.sandbox import SANDBOX_SID, SandboxThread
 from runner.status import (
