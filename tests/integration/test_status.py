@@ -18,6 +18,7 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 import runner.kaleyra
+import runner.poller
 import runner.status
 from runner.answers import StatusOutcome
 from runner.cli import add_status_arguments, main
@@ -107,7 +108,7 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     found = Spy(runner.kaleyra.get_status)
-    monkeypatch.setattr(runner.status, "get_status", found)
+    monkeypatch.setattr(runner.poller, "get_status", found)
     return found
 
 
