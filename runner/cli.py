@@ -287,8 +287,9 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _send_to_sandbox(check: CampaignCheck, options: SendOptions, rows: CheckedRows | None,
                      args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from runner.endpoint import Endpoint, Secret
-    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread
+    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID
     from runner.sandbox_cli import faults_from_args
+    from runner.sandbox_thread import SandboxThread
 
     assert check.campaign is not None
     with SandboxThread(region=check.campaign.account.region, api_key=SANDBOX_API_KEY,

@@ -28,9 +28,9 @@ from runner.sandbox import (
     Faults,
     SandboxRecord,
     SandboxServer,
-    SandboxThread,
 )
 from runner.sandbox_cli import add_sandbox_arguments, faults_from_args, serve
+from runner.sandbox_thread import SandboxThread
 
 HEADERS = {"api-key": SANDBOX_API_KEY}
 

@@ -25,7 +25,8 @@ from runner.cli import add_status_arguments, main
 from runner.endpoint import Endpoint
 from runner.journal import Journal, journal_path
 from runner.report import ReportRow, read_report, write_report
-from runner.sandbox import SANDBOX_SID, SandboxThread
+from runner.sandbox import SANDBOX_SID
+from runner.sandbox_thread import SandboxThread
 from runner.status import (
     DELIVERY_COLUMNS,
     NOT_IN_ANSWER,
