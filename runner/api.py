@@ -139,7 +139,7 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
         if sandbox is not None:
             outcome = _send_to_sandbox(checked, options, rows, observer, sandbox)
         else:
-            from runner.kaleyra import resolve_endpoint
+            from runner.endpoint import resolve_endpoint
 
             endpoint = resolve_endpoint(campaign, env)
             where = urlsplit(endpoint.sms_url)
@@ -155,9 +155,10 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
 
 def _send_to_sandbox(checked: CampaignCheck, options: SendOptions, rows: CheckedRows | None,
                      observer: RunObserver, faults: Faults) -> RunOutcome:
-    from runner.kaleyra import Endpoint, Secret
+    from runner.endpoint import Endpoint, Secret
+    from runner.faults import SANDBOX_API_KEY, SANDBOX_SID
     from runner.run import send_campaign
-    from runner.sandbox import SANDBOX_API_KEY, SANDBOX_SID, SandboxThread
+    from runner.sandbox_thread import SandboxThread
 
     campaign = _valid(checked)
     with SandboxThread(region=campaign.account.region, api_key=SANDBOX_API_KEY,

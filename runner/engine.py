@@ -1,7 +1,7 @@
 """Async sending: the rate limiter, bounded concurrency, retries, and journal updates.
 
 The engine knows nothing of HTTP: it takes a ``send`` callable that makes one attempt for a batch
-and returns a classified outcome (``runner.kaleyra``), so tests drive it with fakes and a fake
+and returns a classified outcome (``runner.answers``), so tests drive it with fakes and a fake
 clock.
 
 For each batch a worker:
@@ -28,8 +28,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
+from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.journal import Journal, JournalRow
-from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
 from runner.plan import Batch

@@ -22,7 +22,9 @@ from typing import Any, cast
 
 import aiohttp
 
+from runner.answers import Outcome
 from runner.checker import PlanSummary
+from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, RunInterrupted, display_path
 from runner.fingerprint import fingerprint
@@ -35,7 +37,7 @@ from runner.journal import (
     journal_path,
     read_meta,
 )
-from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
+from runner.kaleyra import build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver

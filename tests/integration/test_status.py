@@ -19,6 +19,8 @@ from yarl import URL
 
 import runner.delivery
 import runner.kaleyra
+import runner.poller
+from runner.answers import StatusOutcome
 from runner.cli import add_status_arguments, cmd_status, main
 from runner.delivery import (
     DELIVERY_COLUMNS,
@@ -26,10 +28,11 @@ from runner.delivery import (
     check_delivery,
     verdict,
 )
+from runner.endpoint import Endpoint
 from runner.journal import Journal, journal_path
-from runner.kaleyra import Endpoint, StatusOutcome
 from runner.report import ReportRow, read_report, write_report
-from runner.sandbox import SANDBOX_SID, SandboxThread
+from runner.sandbox import SANDBOX_SID
+from runner.sandbox_thread import SandboxThread
 
 KEY = "sk-live-7f3a9c41d2e8b6a0"  # distinctive, so a leak is easy to spot
 CAMPAIGN = """\
@@ -105,7 +108,7 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     found = Spy(runner.kaleyra.get_status)
-    monkeypatch.setattr(runner.delivery, "get_status", found)
+    monkeypatch.setattr(runner.poller, "get_status", found)
     return found
 
 
