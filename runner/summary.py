@@ -47,7 +47,7 @@ def failed_summary(*, file: str, exit_code: int, started_at: datetime,
     """The summary of a send that ended without a run (invalid campaign, refused input)."""
     errors = list(diagnostics)
     if message and not errors:
-        errors.append(Diagnostic("error", message, file))
+        errors.append(Diagnostic("error", message, file, code="send-refused"))
     return _document(file=file, campaign=None, dry_run=dry_run, exit_code=exit_code, report=None,
                      counts={}, requests=0, retries={"total": 0, "by_cause": {}}, elapsed=0.0,
                      started_at=started_at, errors=errors)
