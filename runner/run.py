@@ -92,55 +92,64 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
-def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
-                        lines: LineFormatter) -> Iterator[tuple[str, str]]:
-    """(line, status) for each source row, in source order: the check pass's verdicts merged
-    with the journal, formatted as ReportWriter would (the common ``sent`` line directly)."""
-    unsent = checked.unsent_lines()
-    next_unsent = next(unsent, None)
-    upcoming = next(outcomes, None)
-    for row, number in checked.sendable_pairs():
-        while next_unsent is not None and next_unsent[0] < row:
-            yield next_unsent[1], ""
-            next_unsent = next(unsent, None)
-        while upcoming is not None and upcoming[0] < row:
-            upcoming = next(outcomes, None)
-        phone = f"+{number}"
-        if upcoming is None or upcoming[0] != row:
-            yield lines.unsent(row, phone, "pending"), "pending"
-            continue
-        _, _, status, batch_id, message_id, error_code, error, attempts, sent_at = upcoming
-        if status == "sent" and _SAFE_ID.fullmatch(message_id) and _SAFE_ID.fullmatch(batch_id):
-            yield f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n", "sent"
-        elif status == "in_flight":  # this run stopped while it was on its way
-            yield lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
-                                      error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                      attempts=attempts, sent_at=sent_at)), "unknown"
-        else:
-            yield lines.row(ReportRow(row, phone, cast(ReportStatus, status),
-                                      message_id=message_id, batch_id=batch_id,
-                                      error_code=error_code, error=error, attempts=attempts,
-                                      sent_at=sent_at)), status
-    while next_unsent is not None:
-        yield next_unsent[1], ""
-        next_unsent = next(unsent, None)
-
-
 def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
-    """The report from the check pass's verdicts and the journal: no second read of the CSV."""
+    """The report from the check pass's verdicts and the journal: no second read of the CSV.
+
+    One loop with its state in locals: it runs once a row, and a stopped run of a million rows
+    must write its report within the few seconds CI gives between SIGTERM and SIGKILL.
+    """
     counts: Counter[str] = Counter(checked.unsent_counts)
+    end = 1 << 62
+    unsent = checked.unsent_lines()
+    answered = journal.rows_in_row_order()
+    lines = LineFormatter()
+    safe = _SAFE_ID.fullmatch
+    pending = 0
     with ReportWriter(path) as writer:
-        chunk: list[str] = []
-        for line, status in checked_report_rows(checked, journal.rows_in_row_order(),
-                                                LineFormatter()):
-            chunk.append(line)
-            if status:
-                counts[status] += 1
-            if len(chunk) >= 2000:
-                writer.write_text("".join(chunk), {})
-                chunk.clear()
-        writer.write_text("".join(chunk), counts)
+        out: list[str] = []
+        next_unsent = next(unsent, None)
+        unsent_row = next_unsent[0] if next_unsent is not None else end
+        upcoming = next(answered, None)
+        answered_row = upcoming[0] if upcoming is not None else end
+        for row, number in checked.sendable_pairs():
+            while unsent_row < row:
+                out.append(next_unsent[1])  # type: ignore[index]
+                next_unsent = next(unsent, None)
+                unsent_row = next_unsent[0] if next_unsent is not None else end
+            while answered_row < row:
+                upcoming = next(answered, None)
+                answered_row = upcoming[0] if upcoming is not None else end
+            if answered_row != row:
+                # An E.164 number needs no quoting nor neutralising: the csv module's line.
+                out.append(f"{row},+{number},pending,,,,,0,\r\n")
+                pending += 1
+            else:
+                assert upcoming is not None
+                out.append(_answered_line(upcoming, f"+{number}", lines, safe))
+                counts["unknown" if upcoming[2] == "in_flight" else upcoming[2]] += 1
+            if len(out) >= 4096:
+                writer.write_text("".join(out), {})
+                out.clear()
+        while next_unsent is not None:
+            out.append(next_unsent[1])
+            next_unsent = next(unsent, None)
+        counts["pending"] += pending
+        writer.write_text("".join(out), +counts)
         return writer.commit()
+
+
+def _answered_line(found: JournalRow, phone: str, lines: LineFormatter,
+                   safe: Callable[[str], object]) -> str:
+    row, _, status, batch_id, message_id, error_code, error, attempts, sent_at = found
+    if status == "sent" and safe(message_id) and safe(batch_id):
+        return f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n"
+    if status == "in_flight":  # this run stopped while it was on its way
+        return lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
+                                   error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
+                                   attempts=attempts, sent_at=sent_at))
+    return lines.row(ReportRow(row, phone, cast(ReportStatus, status), message_id=message_id,
+                               batch_id=batch_id, error_code=error_code, error=error,
+                               attempts=attempts, sent_at=sent_at))
 
 
 # --- the real send -----------------------------------------------------------------------------
