@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 from runner import __version__
 from runner.check import CampaignCheck, PlanObserver, PlanSummary, check_campaign
+from runner.cost import plan_lines
 from runner.errors import InputError, JournalError, RunnerError, UsageError, display_path
 from runner.journal import journal_path
 from runner.limiter import min_duration
 from runner.model import Campaign, Window
 from runner.output import render_github, render_json, render_text
-from runner.plan import is_personalised
-from runner.report import ReportWriter, format_summary
+from runner.report import format_summary
 from runner.verdicts import CheckedRows, DryRunReport
 from runner.window import describe
 
@@ -233,13 +233,12 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def observe(campaign: Campaign) -> PlanObserver | None:
         if not args.dry_run:
             # The send plans, and writes its report, from what the check pass found.
-            checked.append(CheckedRows(report_path(args, campaign).parent))
+            checked.append(CheckedRows.for_campaign(campaign, report_path(args, campaign).parent))
             return checked[0]
         # The dry run writes its report while the campaign is checked: one pass over the CSV.
         report = report_path(args, campaign)
         refuse_to_overwrite_a_run(report)
-        size = None if is_personalised(campaign) else campaign.effective_batch_size
-        dry_runs.append(DryRunReport(ReportWriter(report), batch_size=size))
+        dry_runs.append(DryRunReport.for_campaign(campaign, report))
         return dry_runs[-1]
 
     def known_summary(campaign: Campaign) -> PlanSummary | None:
@@ -359,6 +358,7 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
         "characters)" + (f", template {m.template_id}" if m.template_id else ""),
         f"  requests    {_batches(s.batches)} of up to {c.effective_batch_size}, at {rate:g} a "
         f"second: about {_duration(seconds)}",
+        *plan_lines(c, s),  # billable parts and the estimated cost
         f"  window      {describe(c.sending.window, datetime.now(UTC))}",
         f"  report      {display_path(report)} (dry run: nothing sent)",
     ]

@@ -23,6 +23,7 @@ from typing import Any, cast
 import aiohttp
 
 from runner.check import PlanSummary
+from runner.compose import Composer, composed
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, display_path
 from runner.fingerprint import fingerprint
@@ -39,9 +40,17 @@ from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
+from runner.preview import Preview
 from runner.progress import Progress
 from runner.recipients import open_recipients
-from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
+from runner.report import (
+    SENT_COLUMNS,
+    LineFormatter,
+    ReportRow,
+    ReportStatus,
+    ReportWriter,
+    write_report,
+)
 from runner.verdicts import CheckedRows
 from runner.window import window_state
 
@@ -77,10 +86,14 @@ class RunOutcome:
 def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
     """One report row per source row, in source order: the stream merged with the journal."""
     upcoming = next(outcomes, None)
-    for recipient in open_recipients(campaign.recipients, with_fields=False):
+    composer = Composer.for_campaign(campaign)  # the rows' texts: their verdicts and parts
+    preview = Preview(composer.segments)
+    stream = open_recipients(campaign.recipients, with_fields=composer.personalised)
+    for recipient, text in composed(stream, composer):
         while upcoming is not None and upcoming.row < recipient.row:
             upcoming = next(outcomes, None)
         phone = recipient.phone or recipient.raw_phone
+        parts = {"parts": str(preview.parts(text))} if text is not None else {}
         if recipient.status != "ok":
             yield ReportRow(recipient.row, phone, recipient.status, error=recipient.reason)
         elif upcoming is not None and upcoming.row == recipient.row:
@@ -88,59 +101,66 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
             if o.status == "in_flight":  # this run stopped while it was on its way
                 yield ReportRow(recipient.row, phone, "unknown", batch_id=o.batch_id,
                                 error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
             else:
                 yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
                                 batch_id=o.batch_id, error_code=o.error_code, error=o.error,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
         else:
-            yield ReportRow(recipient.row, phone, "pending")
+            yield ReportRow(recipient.row, phone, "pending", extra=parts)
 
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
 def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
-                        lines: LineFormatter) -> Iterator[tuple[str, str]]:
+                        lines: LineFormatter, fixed_parts: int = 0) -> Iterator[tuple[str, str]]:
     """(line, status) for each source row, in source order: the check pass's verdicts merged
-    with the journal, formatted as ReportWriter would (the common ``sent`` line directly)."""
+    with the journal, formatted as ReportWriter would (the common ``sent`` line directly), with
+    SENT_COLUMNS (each row's parts: as planned, else ``fixed_parts``)."""
     unsent = checked.unsent_lines()
     next_unsent = next(unsent, None)
     upcoming = next(outcomes, None)
-    for row, number in checked.sendable_pairs():
+    for (row, number), n in zip(checked.sendable_pairs(), checked.sendable_parts(fixed_parts),
+                                strict=True):
         while next_unsent is not None and next_unsent[0] < row:
             yield next_unsent[1], ""
             next_unsent = next(unsent, None)
         while upcoming is not None and upcoming[0] < row:
             upcoming = next(outcomes, None)
         phone = f"+{number}"
+        parts = str(n) if n else ""
         if upcoming is None or upcoming[0] != row:
-            yield lines.unsent(row, phone, "pending"), "pending"
+            yield lines.unsent(row, phone, "pending", extra=(parts,)), "pending"
             continue
         _, _, status, batch_id, message_id, error_code, error, attempts, sent_at = upcoming
         if status == "sent" and _SAFE_ID.fullmatch(message_id) and _SAFE_ID.fullmatch(batch_id):
-            yield f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n", "sent"
+            yield (f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at},{parts}"
+                   "\r\n"), "sent"
         elif status == "in_flight":  # this run stopped while it was on its way
             yield lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
                                       error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                      attempts=attempts, sent_at=sent_at)), "unknown"
+                                      attempts=attempts, sent_at=sent_at,
+                                      extra={"parts": parts})), "unknown"
         else:
             yield lines.row(ReportRow(row, phone, cast(ReportStatus, status),
                                       message_id=message_id, batch_id=batch_id,
                                       error_code=error_code, error=error, attempts=attempts,
-                                      sent_at=sent_at)), status
+                                      sent_at=sent_at, extra={"parts": parts})), status
     while next_unsent is not None:
         yield next_unsent[1], ""
         next_unsent = next(unsent, None)
 
 
-def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
-    """The report from the check pass's verdicts and the journal: no second read of the CSV."""
+def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
+                         fixed_parts: int = 0) -> Counter[str]:
+    """The report from the check pass's verdicts and the journal: no second read of the CSV.
+    ``fixed_parts``: the parts of every row of a body without placeholders."""
     counts: Counter[str] = Counter(checked.unsent_counts)
-    with ReportWriter(path) as writer:
+    with ReportWriter(path, SENT_COLUMNS) as writer:
         chunk: list[str] = []
         for line, status in checked_report_rows(checked, journal.rows_in_row_order(),
-                                                LineFormatter()):
+                                                LineFormatter(SENT_COLUMNS), fixed_parts):
             chunk.append(line)
             if status:
                 counts[status] += 1
@@ -263,8 +283,12 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
                           checked: CheckedRows | None) -> Counter[str]:
     journal.flush()
     if checked is not None:
-        return write_checked_report(report, checked, journal)
-    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
+        composer = Composer.for_campaign(campaign)
+        fixed = composer.fixed_text if not composer.personalised else None
+        parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
+        return write_checked_report(report, checked, journal, parts)
+    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()),
+                        SENT_COLUMNS)
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
@@ -347,8 +371,9 @@ async def _wait_then_send(
         prefix = f"r{journal.run_number}-b"
         batches: Iterable[Batch]
         if checked is not None and not is_personalised(campaign):
-            batches = checked.batches(size=campaign.effective_batch_size,
-                                      body=campaign.message.body, skip=skip, id_prefix=prefix)
+            batches = checked.batches(size=campaign.effective_batch_size,  # the text as sent
+                                      body=Composer.for_campaign(campaign).fixed_text, skip=skip,
+                                      id_prefix=prefix)
         else:  # placeholders need the other columns: read the CSV again
             batches = plan_batches(
                 open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),
