@@ -7,10 +7,12 @@ does not count.
 
 ``Matcher`` is compiled once per template: ``matches(text)`` is one regular-expression match a row
 (microseconds); ``explain(text)`` says why a text does not match, for the rows that do not.
-``first_difference(pieces)`` decides whether a body (fixed text and placeholders, a placeholder
-standing for any text) can match at all, and when it cannot, where its fixed text first differs
-from the template's: a search over (body position, template position, characters of the
-variable used), scoring an alignment by the fixed characters it matches.
+``first_difference(pieces)`` decides whether a body (fixed text and placeholders) can match at
+all, and when it cannot, where its fixed text first differs from the template's. A placeholder
+stands for any text inside a variable (with the body's fixed text around it, within the
+variable's length); the template's fixed text must be the body's fixed text, never a value's.
+It is a search over (body position, template position, characters of the variable used),
+scoring an alignment by the fixed characters it matches.
 """
 
 from __future__ import annotations
@@ -134,8 +136,6 @@ class Matcher:
                     dead = _better(dead, score, i, j)
             elif b and t is None and k < limit:
                 moves.append(((i + 1, j, k + 1), score))
-            elif b is None and t:
-                moves.append(((i, j + 1, 0), score))
             elif b is None and t is None and k < limit:
                 moves.append(((i, j, k + 1), score))
             if (b == "" and t) or (t == "" and b):  # one side has ended
@@ -151,7 +151,7 @@ class Matcher:
             return Difference(None, "", self.content[:30])
         _, j, _, i = dead
         # Back up to the start of the word both sides agree on so far.
-        while i > 0 and j > 0 and body[i - 1] == tmpl[j - 1] and body[i - 1] not in (" ", None):
+        while i > 0 and j > 0 and body[i - 1] == tmpl[j - 1] and (body[i - 1] or "").isalnum():
             i -= 1
             j -= 1
         return Difference(where[i] if i < nb else None, _text(body, i), _text(tmpl, j))

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.check import _each_seen, check_campaign
-from runner.journal import Journal, RowOutcome
 from runner.compose import Composer, composed
+from runner.journal import Journal, RowOutcome
 from runner.plan import plan_batches, plan_texts
 from runner.preview import Preview
 from runner.recipients import NO_FIELDS, Recipient, open_recipients
