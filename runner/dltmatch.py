@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,27 +59,82 @@ class Matcher:
         stripped = content.strip()
         self.literals = tuple(_SPACE.sub(" ", part) for part in _VAR.split(stripped))
         self.variables = len(self.literals) - 1
-        # Adjacent variables become one bounded run: fewer ways to backtrack, same language.
-        pattern: list[str] = []
-        runs = 0
-        for k, literal in enumerate(self.literals):
-            if literal:
-                if runs:
-                    pattern.append(f".{{{runs},{runs * max_variable_length}}}")
-                    runs = 0
-                pattern.append(r"\s+".join(re.escape(w) for w in literal.split(" ")))
-            if k < self.variables:
-                runs += 1
-        if runs:
-            pattern.append(f".{{{runs},{runs * max_variable_length}}}")
+        # Fixed text between variables, and the variables before each piece: adjacent
+        # variables become one run of 1..k characters each (the same language, fewer ways).
+        pieces: list[str] = [self.literals[0]]  # the first may be "" (a variable starts it)
+        runs: list[int] = [0]  # runs[k]: variables between pieces[k - 1] and pieces[k]
+        run = 0
+        for k, literal in enumerate(self.literals[1:], 1):
+            run += 1
+            if literal or k == self.variables:  # the last may be "" (a variable ends it)
+                pieces.append(literal)
+                runs.append(run)
+                run = 0
+        self._runs = runs
+        self._pieces = [re.compile(_words(piece)) for piece in pieces]
+        self._ends_in_space = [piece.endswith(" ") for piece in pieces]
+        pattern = [_words(pieces[0])]
+        for piece, n in zip(pieces[1:], runs[1:], strict=True):
+            pattern.append(f".{{{n},{n * max_variable_length}}}{_words(piece)}")
         self._regex = re.compile(r"\s*" + "".join(pattern) + r"\s*", re.DOTALL)
-        loose = [r"\s+".join(re.escape(w) for w in literal.split(" "))
-                 for literal in self.literals]
-        self._loose = re.compile(r"\s*" + "(.+?)".join(loose) + r"\s*", re.DOTALL)
-        self.matches = self._fullmatch  # the per-row call: one attribute lookup less
+        self._loose = re.compile(r"\s*" + "(.+?)".join(_words(lit) for lit in self.literals)
+                                 + r"\s*", re.DOTALL)
+        # Several variables apart by only spaces or punctuation (", ", " - ") would
+        # let the regex try every split of a text that does not match: exponential in the
+        # variables. Such templates are matched piece by piece instead (linear in the text).
+        short = sum(1 for piece in pieces[1:-1] if not any(c.isalnum() for c in piece))
+        self.risky = short >= 2
+        self.matches = self._by_pieces if self.risky else self._fullmatch
 
     def _fullmatch(self, text: str) -> bool:
         return self._regex.fullmatch(text) is not None
+
+    def _by_pieces(self, text: str) -> bool:
+        """The same answer as the regex, by sets of positions: where each piece of fixed text
+        may start, given where the previous one may end and the variables between."""
+        limit, n = self.max_len, len(text)
+        lead = n - len(text.lstrip())
+        if not self.literals[0]:  # a variable first: it may start inside the leading spaces
+            ends = set(range(lead + 1))
+        else:
+            first = self._pieces[0].match(text, lead)
+            if first is None:
+                return False
+            ends = self._ends(first, 0, text)
+        for k in range(1, len(self._pieces)):
+            low, high = self._runs[k], self._runs[k] * limit
+            if not ends:
+                return False
+            piece = self._pieces[k]
+            reachable: set[int] = set()
+            ordered = sorted(ends)
+            last = k == len(self._pieces) - 1
+            pos, stop = ordered[0] + low, min(ordered[-1] + high, n)
+            while pos <= stop:
+                found = piece.search(text, pos)  # the next place the piece starts
+                if found is None or found.start() > stop:
+                    break
+                start = pos = found.start()
+                pos += 1
+                # some end e with low <= start - e <= high
+                at = bisect_left(ordered, start - high)
+                if at >= len(ordered) or ordered[at] > start - low:
+                    continue
+                if last and found.end() != n and not text[found.end():].isspace():
+                    continue
+                reachable |= self._ends(found, k, text)
+            ends = reachable
+            if last:
+                return bool(ends)
+        return any(e == n or text[e:].isspace() for e in ends)
+
+    def _ends(self, found: re.Match[str], k: int, text: str) -> set[int]:
+        end = found.end()
+        if not self._ends_in_space[k]:
+            return {end}
+        # A run of whitespace may end early: the variable after it may start with spaces.
+        start = len(text[: end].rstrip())
+        return set(range(max(start + 1, found.start() + 1), end + 1))
 
     @property
     def fixed_share(self) -> float:
@@ -89,7 +145,7 @@ class Matcher:
 
     def explain(self, text: str, template_id: str, *, detailed: bool = True) -> str:
         """Why ``text`` does not match (call only when ``matches`` said no)."""
-        loose = self._loose.fullmatch(text)
+        loose = None if self.risky else self._loose.fullmatch(text)  # lazy groups: exponential
         if loose is not None:
             for k, value in enumerate(loose.groups(), 1):
                 if len(value) > self.max_len:
@@ -155,6 +211,11 @@ class Matcher:
             i -= 1
             j -= 1
         return Difference(where[i] if i < nb else None, _text(body, i), _text(tmpl, j))
+
+
+def _words(literal: str) -> str:
+    """A piece of fixed text as a pattern: each whitespace run matches any whitespace run."""
+    return r"\s+".join(re.escape(word) for word in literal.split(" "))
 
 
 def _better(dead: tuple[int, int, int, int] | None, score: int, i: int, j: int

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.dlt import load_templates
 from runner.dltmatch import WILD, Matcher
@@ -146,3 +148,25 @@ def test_a_body_that_stops_early_says_so() -> None:
 def test_the_fixed_share_counts_variables_at_their_longest() -> None:
     assert Matcher("Code {#var#}", 30).fixed_share == pytest.approx(5 / 35)
     assert Matcher("No variables", 30).fixed_share == 1.0
+
+
+TEMPLATES = st.sampled_from([
+    "{#var#} {#var#} {#var#} end", "{#var#},{#var#}, {#var#}", "Hi {#var#}{#var#} x {#var#} y",
+    "{#var#}", "a {#var#} b", "x, {#var#} ,{#var#} ,{#var#}. ", "{#var#}{#var#}"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(template=TEMPLATES, limit=st.integers(1, 5),
+       text=st.text(alphabet="ab ,xyend.\t", max_size=25))
+def test_the_piecewise_matcher_agrees_with_the_regex(template: str, limit: int,
+                                                     text: str) -> None:
+    m = Matcher(template, limit)
+    assert m._by_pieces(text) == m._fullmatch(text)
+
+
+def test_many_variables_apart_by_spaces_do_not_hang_a_text_that_fails() -> None:
+    # The regex alone would try every split of the text: minutes for this one row.
+    m = Matcher(" ".join(["{#var#}"] * 12) + " end", 30)
+    assert m.risky
+    assert not m.matches("a " * 75)
+    assert m.matches("a " * 11 + "a end")
