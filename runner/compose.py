@@ -27,7 +27,7 @@ from runner.message import Body, Segments, count_segments, parse_body, smart_gsm
 from runner.model import Campaign
 from runner.recipients import MAX_ROW_DIAGNOSTICS, Recipient, RecipientStats, RecipientStream
 
-__all__ = ["ComposedRows", "Composer", "template_matcher"]
+__all__ = ["ComposedRows", "Composer", "composed", "matcher_for", "template_matcher"]
 
 _EXPLAINED = 100  # rows told in full why they do not match; the rest more briefly (cheaper)
 
@@ -40,13 +40,14 @@ def template_matcher(campaign: Campaign) -> Matcher | None:
     template = load_templates(dlt.templates).templates.get(template_id)
     if template is None:
         return None  # the rules report it
-    return _matcher(template.content, dlt.max_variable_length)
+    return matcher_for(template.content, dlt.max_variable_length)
 
 
 _MATCHERS: dict[tuple[str, int], Matcher] = {}
 
 
-def _matcher(content: str, max_len: int) -> Matcher:
+def matcher_for(content: str, max_len: int) -> Matcher:
+    """The template's compiled matcher, compiled once a process."""
     key = (content, max_len)
     found = _MATCHERS.get(key)
     if found is None:
@@ -78,10 +79,11 @@ class Composer:
 
     @property
     def fixed_text(self) -> str | None:
-        """The one text of a body without placeholders (None: template_id alone)."""
-        if self.body is None:
+        """The one text of a body without placeholders (None: template_id alone, or a body
+        with placeholders, whose texts are the rows')."""
+        if self.body is None or self.body.names:
             return None
-        text = "".join(self.body.literals) if not self.body.names else self.body.literals[0]
+        text = self.body.literals[0]
         return smart_gsm(text) if self.smart else text
 
     def estimate(self) -> str:

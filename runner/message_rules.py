@@ -21,7 +21,7 @@ import difflib
 import unicodedata
 from collections.abc import Iterator
 
-from runner.compose import Composer, _matcher
+from runner.compose import Composer, matcher_for
 from runner.dlt import DltTemplate, load_templates
 from runner.dltmatch import WILD
 from runner.errors import Diagnostic, display_path, error, warning
@@ -127,7 +127,7 @@ def _category(template: DltTemplate, route: str, where: str, place: _Place
 def _fixed_text(campaign: Campaign, template: DltTemplate, place: _Place
                 ) -> Iterator[Diagnostic]:
     assert campaign.dlt is not None
-    matcher = _matcher(template.content, campaign.dlt.max_variable_length)
+    matcher = matcher_for(template.content, campaign.dlt.max_variable_length)
     if matcher.variables and matcher.fixed_share < MIN_FIXED_SHARE:
         yield place.warning(
             f"template {template.id}'s fixed text is {matcher.fixed_share:.0%} of the longest "

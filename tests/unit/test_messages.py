@@ -284,3 +284,14 @@ def test_a_missing_templates_file_is_named_at_its_key(tmp_path: Path) -> None:
                     top="dlt:\n  templates: nowhere.csv\n")
     assert any(e.startswith("c.yaml:12:14: error: DLT templates file not found: ")
                for e in problems(check_campaign(path)))
+
+
+def test_the_report_may_not_overwrite_the_templates_file(tmp_path: Path) -> None:
+    path = campaign(tmp_path, "Code {name}", [(phones(1)[0], "Asha", "1")],
+                    message="  template_id: '110716000000000003'\n", top=DLT)
+    err = io.StringIO()
+    code = main(["send", str(path), "--dry-run", "--report", "templates.csv"],
+                stdout=io.StringIO(), stderr=err)
+    assert code == 1
+    assert "the report would overwrite templates.csv" in err.getvalue()
+    assert (tmp_path / "templates.csv").read_text(encoding="utf-8") == TEMPLATES
