@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from runner.dlt import load_templates
 from runner.dltmatch import Matcher
@@ -127,6 +128,17 @@ class Composer:
         return text, ""
 
 
+class RowSource(Protocol):
+    """What ComposedRows reads: a RecipientStream, or anything that iterates like one."""
+
+    source_display: str
+
+    def __iter__(self) -> Iterator[Recipient]: ...
+
+    @property
+    def stats(self) -> RecipientStats: ...
+
+
 @dataclass(slots=True)
 class _Counts:
     failed: int = 0  # ok rows whose message failed
@@ -137,8 +149,7 @@ class _Counts:
 class ComposedRows:
     """(recipient, text) for each row of ``stream``; see the module doc."""
 
-    def __init__(self, stream: RecipientStream, composer: Composer, *,
-                 flash: bool = False) -> None:
+    def __init__(self, stream: RowSource, composer: Composer, *, flash: bool = False) -> None:
         self.stream = stream
         self.composer = composer
         self.flash = flash
@@ -233,16 +244,15 @@ def composed(rows: Iterable[Recipient], composer: Composer) -> Iterator[tuple[Re
     if isinstance(rows, RecipientStream):
         yield from ComposedRows(rows, composer)
         return
-    yield from ComposedRows(_Listed(rows), composer)  # type: ignore[arg-type]
+    yield from ComposedRows(_Listed(rows), composer)
 
 
 class _Listed:
     """A plain iterable of recipients dressed as a stream (for tests and callers with lists)."""
 
-    source_display = ""
-
     def __init__(self, rows: Iterable[Recipient]) -> None:
         self._rows = rows
+        self.source_display = ""
 
     def __iter__(self) -> Iterator[Recipient]:
         return iter(self._rows)
