@@ -29,8 +29,6 @@ from runner.errors import CampaignInvalid, UsageError
 from runner.faults import Faults
 from runner.model import Campaign
 from runner.observer import RunObserver
-from runner.plan import is_personalised
-from runner.report import ReportWriter
 from runner.reportpath import refuse_to_overwrite_a_run, resolve_report
 from runner.results import RunOutcome
 from runner.verdicts import CheckedRows, DryRunReport
@@ -105,18 +103,16 @@ def _dry_run(checked: CampaignCheck, report: Path, observer: RunObserver) -> Run
     """The whole pipeline but the HTTP call, its report written during the check pass."""
     refuse_to_overwrite_a_run(report)
     campaign = _valid(checked)
-    size = None if is_personalised(campaign) else campaign.effective_batch_size
-    writer: ReportWriter | None = None
+    dry: DryRunReport | None = None
     try:
-        writer = ReportWriter(report)
-        dry = DryRunReport(writer, batch_size=size)
+        dry = DryRunReport.for_campaign(campaign, report)
         checked = check_recipients(checked, observer=dry)
         _valid(checked)
         observer.checked(checked, reused=False)
         counts = dry.commit()
     finally:
-        if writer is not None:
-            writer.discard()  # a no-op once committed
+        if dry is not None:
+            dry.writer.discard()  # a no-op once committed
     return RunOutcome(counts, report, dry_run=True, check=checked)
 
 
@@ -132,7 +128,7 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
         if summary is not None:  # a resume of the same bytes: trust the check its run stored
             checked = replace(checked, summary=summary)
         else:  # the send plans, and writes its report, from what the check pass finds
-            rows = CheckedRows(options.report.parent)
+            rows = CheckedRows.for_campaign(campaign, options.report.parent)
             checked = check_recipients(checked, observer=rows)
             _valid(checked)
         observer.checked(checked, reused=summary is not None)

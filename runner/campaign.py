@@ -22,8 +22,11 @@ import phonenumbers
 
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
+    DEFAULT_VARIABLE_LENGTH,
     Account,
+    Budget,
     Campaign,
+    DltSpec,
     MessageSpec,
     RecipientsSpec,
     SendingSpec,
@@ -246,7 +249,25 @@ def _build(data: dict[str, Any], path: Path) -> Campaign:
         recipients=_recipients(data["recipients"], folder),
         sending=_sending(sending_data, _window(sending_data, account, message)),
         report=_resolve(folder, report) if report is not None else None,
+        dlt=_dlt(data.get("dlt"), folder),
+        budget=_budget(data.get("budget")),
     )
+
+
+def _dlt(data: dict[str, Any] | None, folder: Path) -> DltSpec | None:
+    if data is None:
+        return None
+    return DltSpec(_resolve(folder, data["templates"]),
+                   int(data.get("max_variable_length", DEFAULT_VARIABLE_LENGTH)))
+
+
+def _budget(data: dict[str, Any] | None) -> Budget | None:
+    if data is None:
+        return None
+    price = data.get("price_per_part")
+    max_parts = data.get("max_parts")
+    return Budget(int(max_parts) if max_parts is not None else None,
+                  float(price) if price is not None else None, str(data.get("currency", "")))
 
 
 def _resolve(folder: Path, value: str) -> Path:
@@ -259,9 +280,11 @@ def _message(data: dict[str, Any]) -> MessageSpec:
         type=data["type"],
         flash=bool(data.get("flash", False)),
         body=data.get("body"),
-        template_id=data.get("template_id"),
+        # An unquoted id is a YAML integer (exact: Python's are unbounded); the schema allows it.
+        template_id=str(data["template_id"]) if "template_id" in data else None,
         entity_id=data.get("entity_id"),
         unicode=data.get("unicode"),
+        smart_encoding=bool(data.get("smart_encoding", False)),
     )
 
 

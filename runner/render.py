@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.checker import CampaignCheck
+from runner.cost import plan_lines
 from runner.errors import display_path
 from runner.exitcodes import EXIT_INCOMPLETE
 from runner.limiter import min_duration
@@ -39,6 +40,7 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
         "characters)" + (f", template {m.template_id}" if m.template_id else ""),
         f"  requests    {_batches(s.batches)} of up to {c.effective_batch_size}, at {rate:g} a "
         f"second: about {_duration(seconds)}",
+        *plan_lines(c, s),  # billable parts and the estimated cost
         f"  window      {describe(c.sending.window, datetime.now(UTC))}",
         f"  report      {display_path(report)} (dry run: nothing sent)",
     ]

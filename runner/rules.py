@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner import recipients
+from runner.compose import Composer
 from runner.errors import Diagnostic, display_path, error, warning
-from runner.message import TemplateError, count_segments, placeholders, render
+from runner.message import TemplateError, placeholders
+from runner.message_rules import message_rules
 from runner.model import TYPES_BY_REGION, Campaign
 from runner.yamlload import KeyPath, Marks, dotted
 
@@ -63,6 +65,7 @@ def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
     _window(campaign, found)
     columns = _files(campaign, found)
     _body(campaign, columns, found)
+    found.items.extend(message_rules(campaign, marks))  # DLT template, UCS-2 characters
     _india(campaign, found)
     return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
                                               d.col or 0))
@@ -146,8 +149,10 @@ def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) ->
             if name not in columns:
                 found.in_body("error", _not_a_column(name, columns, campaign),
                               _placeholder_offset(message.body, name), code="unknown-column")
-    # Placeholders filled with their own names: a rough length until rows are read.
-    segments = count_segments(render(message.body, {name: name for name in names}))
+    # The text as sent (escapes collapsed, smart_encoding applied); placeholders filled with
+    # their own names: a rough length until rows are read.
+    composer = Composer.for_campaign(campaign)
+    segments = composer.segments(composer.estimate())
     if message.flash and segments.parts > 1:
         found.warning(f"a flash message should fit in one part: this body needs {segments.parts}"
                       f" ({segments.units} of {segments.limit} {segments.encoding} characters)",

@@ -24,6 +24,7 @@ import aiohttp
 
 from runner.answers import Outcome
 from runner.checker import PlanSummary
+from runner.compose import Composer, composed
 from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, RunInterrupted, display_path
@@ -42,8 +43,16 @@ from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
 from runner.plan import Batch, is_personalised, plan_batches
+from runner.preview import Preview
 from runner.recipients import open_recipients
-from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
+from runner.report import (
+    SENT_COLUMNS,
+    LineFormatter,
+    ReportRow,
+    ReportStatus,
+    ReportWriter,
+    write_report,
+)
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
 from runner.verdicts import CheckedRows
@@ -69,10 +78,14 @@ class SendOptions:
 def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
     """One report row per source row, in source order: the stream merged with the journal."""
     upcoming = next(outcomes, None)
-    for recipient in open_recipients(campaign.recipients, with_fields=False):
+    composer = Composer.for_campaign(campaign)  # the rows' texts: their verdicts and parts
+    preview = Preview(composer.segments)
+    stream = open_recipients(campaign.recipients, with_fields=composer.personalised)
+    for recipient, text in composed(stream, composer):
         while upcoming is not None and upcoming.row < recipient.row:
             upcoming = next(outcomes, None)
         phone = recipient.phone or recipient.raw_phone
+        parts = {"parts": str(preview.parts(text))} if text is not None else {}
         if recipient.status != "ok":
             yield ReportRow(recipient.row, phone, recipient.status, error=recipient.reason)
         elif upcoming is not None and upcoming.row == recipient.row:
@@ -80,20 +93,23 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
             if o.status == "in_flight":  # this run stopped while it was on its way
                 yield ReportRow(recipient.row, phone, "unknown", batch_id=o.batch_id,
                                 error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
             else:
                 yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
                                 batch_id=o.batch_id, error_code=o.error_code, error=o.error,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
         else:
-            yield ReportRow(recipient.row, phone, "pending")
+            yield ReportRow(recipient.row, phone, "pending", extra=parts)
 
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
-def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
-    """The report from the check pass's verdicts and the journal: no second read of the CSV.
+def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
+                         fixed_parts: int = 0) -> Counter[str]:
+    """The report from the check pass's verdicts and the journal: no second read of the CSV,
+    with SENT_COLUMNS (each row's parts: as planned, else ``fixed_parts``, the parts of every
+    row of a body without placeholders).
 
     One loop with its state in locals: it runs once a row, and a stopped run of a million rows
     must write its report within the few seconds CI gives between SIGTERM and SIGKILL.
@@ -102,16 +118,17 @@ def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> 
     end = 1 << 62
     unsent = checked.unsent_lines()
     answered = journal.rows_in_row_order()
-    lines = LineFormatter()
+    lines = LineFormatter(SENT_COLUMNS)
     safe = _SAFE_ID.fullmatch
     pending = 0
-    with ReportWriter(path) as writer:
+    with ReportWriter(path, SENT_COLUMNS) as writer:
         out: list[str] = []
         next_unsent = next(unsent, None)
         unsent_row = next_unsent[0] if next_unsent is not None else end
         upcoming = next(answered, None)
         answered_row = upcoming[0] if upcoming is not None else end
-        for row, number in checked.sendable_pairs():
+        for (row, number), n in zip(checked.sendable_pairs(),
+                                    checked.sendable_parts(fixed_parts), strict=True):
             while unsent_row < row:
                 out.append(next_unsent[1])  # type: ignore[index]
                 next_unsent = next(unsent, None)
@@ -121,11 +138,12 @@ def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> 
                 answered_row = upcoming[0] if upcoming is not None else end
             if answered_row != row:
                 # An E.164 number needs no quoting nor neutralising: the csv module's line.
-                out.append(f"{row},+{number},pending,,,,,0,\r\n")
+                out.append(f"{row},+{number},pending,,,,,0,,{n or ''}\r\n")
                 pending += 1
             else:
                 assert upcoming is not None
-                out.append(_answered_line(upcoming, f"+{number}", lines, safe))
+                out.append(_answered_line(upcoming, f"+{number}", str(n) if n else "", lines,
+                                          safe))
                 counts["unknown" if upcoming[2] == "in_flight" else upcoming[2]] += 1
             if len(out) >= 4096:
                 writer.write_text("".join(out), {})
@@ -138,18 +156,18 @@ def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> 
         return writer.commit()
 
 
-def _answered_line(found: JournalRow, phone: str, lines: LineFormatter,
+def _answered_line(found: JournalRow, phone: str, parts: str, lines: LineFormatter,
                    safe: Callable[[str], object]) -> str:
     row, _, status, batch_id, message_id, error_code, error, attempts, sent_at = found
     if status == "sent" and safe(message_id) and safe(batch_id):
-        return f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n"
+        return f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at},{parts}\r\n"
     if status == "in_flight":  # this run stopped while it was on its way
         return lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
                                    error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                   attempts=attempts, sent_at=sent_at))
+                                   attempts=attempts, sent_at=sent_at, extra={"parts": parts}))
     return lines.row(ReportRow(row, phone, cast(ReportStatus, status), message_id=message_id,
                                batch_id=batch_id, error_code=error_code, error=error,
-                               attempts=attempts, sent_at=sent_at))
+                               attempts=attempts, sent_at=sent_at, extra={"parts": parts}))
 
 
 # --- the real send -----------------------------------------------------------------------------
@@ -275,8 +293,12 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
                           checked: CheckedRows | None) -> Counter[str]:
     journal.flush()
     if checked is not None:
-        return write_checked_report(report, checked, journal)
-    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
+        composer = Composer.for_campaign(campaign)
+        fixed = composer.fixed_text if not composer.personalised else None
+        parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
+        return write_checked_report(report, checked, journal, parts)
+    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()),
+                        SENT_COLUMNS)
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
@@ -360,8 +382,9 @@ async def _wait_then_send(
         prefix = f"r{journal.run_number}-b"
         batches: Iterable[Batch]
         if checked is not None and not is_personalised(campaign):
-            batches = checked.batches(size=campaign.effective_batch_size,
-                                      body=campaign.message.body, skip=skip, id_prefix=prefix)
+            batches = checked.batches(size=campaign.effective_batch_size,  # the text as sent
+                                      body=Composer.for_campaign(campaign).fixed_text, skip=skip,
+                                      id_prefix=prefix)
         else:  # placeholders need the other columns: read the CSV again
             batches = plan_batches(
                 open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),

@@ -130,6 +130,10 @@ def _wants_text_only(branches: list[Mapping[str, Any]], value: Any) -> bool:
     types: set[str] = set()
     for branch in branches:
         types |= _allowed_types(branch)
+    if "string" in types and json_type(value) == "integer":
+        # Digits that may be written unquoted (template_id): checked as the text written, by
+        # the same pattern a quoted value meets; editors check the number's bounds instead.
+        return "integer" not in types or any("pattern" in b for b in branches)
     return "string" in types and json_type(value) not in types
 
 
