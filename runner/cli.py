@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_arguments(send, faults_only=True)  # faults for --sandbox, to rehearse a bad day
 
     add_status_arguments(commands.add_parser("status", help="poll delivery status into a report"))
+    from runner.report_command import add_report_arguments
+
+    add_report_arguments(commands.add_parser("report", help="a report as a page or markdown"))
 
     sandbox = commands.add_parser("sandbox", help="run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
@@ -102,6 +105,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             from runner.status import cmd_status
 
             return cmd_status(args, out, err)
+        if args.command == "report":
+            from runner.report_command import cmd_report
+
+            return cmd_report(args, out, err)
         if args.command == "sandbox":
             return cmd_sandbox(args)
         raise UsageError(f"unknown command {args.command!r}")

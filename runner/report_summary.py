@@ -19,6 +19,8 @@ journal beside the report, when there is one.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -270,10 +272,20 @@ def summarise(path: Path, *, rate: float | None = None, read_journal: bool = Tru
     report holds.
     """
     shown = display_path(path)
+    with contextlib.suppress(OSError):  # a missing file is read_report_cells' to explain
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputError(f"{shown}: the file is empty (0 bytes): not a delivery report")
     header, rows = read_report_cells(path)
+    complete = _ends_with_line_end(path)
     tally = _Tally(shown, header)
+    line = 1
     for line, cells in rows:
         tally.add(line, cells)
+    if not complete:
+        # A report always ends with CRLF: a last line without one was cut short (a copy that
+        # stopped, a full disk), and its last cell may look whole ("2026-12-02T05:17").
+        raise InputError(f"{shown}:{line}: the file ends in the middle of a line: the report "
+                         "is truncated (a report always ends with a line end)")
     if tally.rows == 0:
         raise InputError(f"{shown}: the report has a header but no rows: nothing to show")
     campaign = None
@@ -281,6 +293,15 @@ def summarise(path: Path, *, rate: float | None = None, read_journal: bool = Tru
         found_rate, campaign = run_settings(path)
         rate = found_rate if rate is None else rate
     return tally.result(path, rate, campaign)
+
+
+def _ends_with_line_end(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:  # read_report_cells could read it: only seeking failed (a pipe)
+        return True
 
 
 class _Tally:

@@ -62,8 +62,8 @@ CODE_MEANINGS: dict[str, str] = {
 DELIVERY_MEANINGS: dict[str, str] = {
     "delivered": "the phone received it",
     "not delivered": "Kaleyra says it will not arrive (UnDelivered, Failed, NotSent)",
-    "not final yet": "Kaleyra has no final word yet: run `campaign status` again later",
-    "not checked yet": "`campaign status` has not asked about these rows",
+    "not final yet": "Kaleyra has no final word yet: run campaign status again later",
+    "not checked yet": "campaign status has not asked about these rows yet",
 }
 
 
