@@ -31,21 +31,23 @@ COLUMNS = ("row", "phone", "status", "message_id", "batch_id", "error_code", "er
 # (status, weight); sent rows are the rest.
 OTHERS = (("failed", 0.02), ("unknown", 0.01), ("invalid", 0.03), ("duplicate", 0.02),
           ("suppressed", 0.01), ("pending", 0.01))
-FAILURES = (("E605", "Invalid sender ID"), ("E406", "DND number: promotional SMS not allowed"),
+FAILURES = (("E619", "Invalid sender"), ("E623", "Route not enabled for the account"),
             ("HTTP401", "the API key was refused (HTTP 401)"))
-COUNTRIES = (("+91", 10, 0.9), ("+44", 10, 0.03), ("+1", 10, 0.03), ("+65", 8, 0.02),
-             ("+971", 9, 0.02))
-PREFIX = {"+91": "98", "+44": "7911", "+1": "20255", "+65": "91", "+971": "50"}
+# (prefix, random digits after it, share of the rows): numbers phonenumbers finds valid.
+COUNTRIES = (("+9198", 8, 0.9), ("+447400", 6, 0.03), ("+1202", 7, 0.03), ("+6591", 6, 0.02),
+             ("+97150", 7, 0.02))
 
 
 def _phone(rng: random.Random) -> str:
     pick, total = rng.random(), 0.0
-    for code, digits, weight in COUNTRIES:
-        total += weight
+    prefix, digits = COUNTRIES[-1][:2]
+    for country in COUNTRIES:
+        total += country[2]
         if pick < total:
+            prefix, digits = country[:2]
             break
-    head = PREFIX[code]
-    return code + head + "".join(rng.choice("0123456789") for _ in range(digits - len(head)))
+    tail = str(rng.randrange(2, 10)) + "".join(rng.choice("0123456789") for _ in range(digits - 1))
+    return prefix + tail
 
 
 def write_report(path: Path, rows: int, seed: int = 20261202) -> None:

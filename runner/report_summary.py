@@ -278,14 +278,13 @@ def summarise(path: Path, *, rate: float | None = None, read_journal: bool = Tru
     header, rows = read_report_cells(path)
     complete = _ends_with_line_end(path)
     tally = _Tally(shown, header)
-    line = 1
-    for line, cells in rows:
-        tally.add(line, cells)
     if not complete:
         # A report always ends with CRLF: a last line without one was cut short (a copy that
         # stopped, a full disk), and its last cell may look whole ("2026-12-02T05:17").
-        raise InputError(f"{shown}:{line}: the file ends in the middle of a line: the report "
-                         "is truncated (a report always ends with a line end)")
+        raise InputError(f"{shown}:{_last_line(path)}: the file ends in the middle of a line: "
+                         "the report is truncated (a report always ends with a line end)")
+    for line, cells in rows:
+        tally.add(line, cells)
     if tally.rows == 0:
         raise InputError(f"{shown}: the report has a header but no rows: nothing to show")
     campaign = None
@@ -302,6 +301,14 @@ def _ends_with_line_end(path: Path) -> bool:
             return handle.read(1) == b"\n"
     except OSError:  # read_report_cells could read it: only seeking failed (a pipe)
         return True
+
+
+def _last_line(path: Path) -> int:
+    lines = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines
 
 
 class _Tally:
@@ -447,7 +454,8 @@ def _problems(found: dict[tuple[str, str], Counter[str]]) -> tuple[Problem, ...]
     listed = []
     for (status, code), wordings in found.items():
         rows = sum(wordings.values())
-        reason, n = max(wordings.items(), key=lambda kv: (kv[1], kv[0] != OTHER))
+        named = [(w, n) for w, n in wordings.items() if w != OTHER]  # the first are named
+        reason, n = max(named, key=lambda kv: kv[1])
         listed.append(Problem(status, code, rows, reason, rows - n))
     return tuple(sorted(listed, key=lambda p: (-p.rows, p.status, p.code)))
 
