@@ -9,7 +9,7 @@ that a test, or a curious reader, can match the page against the CSV.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 from runner.report_summary import PROBLEM_STATUSES, Bucket, ReportSummary
@@ -43,7 +43,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:0 0 8px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 20px;
  margin:0 0 18px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 18px}
-.card{flex:1 1 150px;background:#fff;border:1px solid #d0d7de;border-radius:8px;
+.card{flex:1 1 110px;background:#fff;border:1px solid #d0d7de;border-radius:8px;
  padding:12px 14px;border-top:5px solid var(--c)}
 .card b{display:block;font-size:26px}.card span{color:#57606a}
 table{border-collapse:collapse;width:100%;margin:10px 0 0}
@@ -113,10 +113,13 @@ def stacked_bar(title: str, items: Sequence[tuple[str, int, str]]) -> str:
 def timeline_chart(buckets: Sequence[Bucket], width_minutes: int, limit: float | None) -> str:
     """Requests answered per bucket as columns, the configured limit as a dashed line."""
     left, plot_w, plot_h, bottom = 60, 820, 220, 40
-    top_value = max([b.requests for b in buckets] + ([limit] if limit else []) + [1])
+    busiest = max([b.requests for b in buckets] + [1])
+    # A limit far above what was sent would flatten every column: then it is said, not drawn.
+    drawn = limit if limit and limit <= 3 * busiest else None
+    top_value = max(busiest, drawn or 0)
     scale = plot_h / (top_value * 1.1)
     n = max(len(buckets), 1)
-    col_w = plot_w / n
+    col_w = min(plot_w / n, 60)
     height = plot_h + bottom + 10
     parts = [f'<svg class="chart" id="timeline" role="img" viewBox="0 0 {left + plot_w + 20} '
              f'{height}" width="{left + plot_w + 20}" height="{height}" '
@@ -141,12 +144,15 @@ def timeline_chart(buckets: Sequence[Bucket], width_minutes: int, limit: float |
         fmt = "%H:%M" if width_minutes < 1440 else "%d %b"
         parts.append(f'<text x="{x:.1f}" y="{plot_h + 28}" text-anchor="middle">'
                      f'{buckets[i].start.strftime(fmt)}</text>')
-    if limit:
-        y = plot_h + 10 - limit * scale
+    if limit and not drawn:
+        parts.append(f'<text id="limit" x="{left + plot_w}" y="16" text-anchor="end" '
+                     f'fill="#c62828">limit: {limit:,.0f} (far above, not drawn)</text>')
+    if drawn:
+        y = plot_h + 10 - drawn * scale
         parts.append(f'<line id="limit" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" '
                      f'y2="{y:.1f}" stroke="#c62828" stroke-width="2" stroke-dasharray="6 4"/>'
                      f'<text x="{left + plot_w}" y="{y - 6:.1f}" text-anchor="end" '
-                     f'fill="#c62828">limit: {limit:,.0f}</text>')
+                     f'fill="#c62828">limit: {drawn:,.0f}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -157,9 +163,8 @@ def _cards(s: ReportSummary) -> str:
     skipped = s.count("invalid") + s.count("duplicate") + s.count("suppressed")
     cards = [("rows", s.rows, "#57606a"), ("sent", s.count("sent"), COLOURS["sent"]),
              ("failed or unknown", s.count("failed") + s.count("unknown"), COLOURS["failed"]),
-             ("skipped (invalid, duplicate, suppressed)", skipped, COLOURS["duplicate"]),
-             ("not sent yet (pending, expired)", s.count("pending") + s.count("expired"),
-              COLOURS["pending"])]
+             ("skipped", skipped, COLOURS["duplicate"]),
+             ("not sent yet", s.count("pending") + s.count("expired"), COLOURS["pending"])]
     if s.delivery is not None:
         cards.insert(2, ("delivered", dict(s.delivery.verdicts)["delivered"], "#1b5e20"))
     return '<div class="cards">' + "".join(
@@ -212,12 +217,16 @@ def _timeline(s: ReportSummary) -> str:
         return head + "<p>Nothing was sent (no row has a <code>sent_at</code>).</p></section>"
     width, buckets = bars(s)
     limit = limit_per_bar(s, width)
-    text = (f"{plural(s.requests, 'request')} answered "
-            f"({plural(s.retries, 'retry', 'retries')} before them), from "
-            f"{when(s.timeline[0].start)} to {when(s.timeline[-1].start)}, by {span(width)}. ")
-    if s.rate is not None:
+    end = s.timeline[-1].start + timedelta(minutes=s.bucket_minutes)
+    text = (f"{plural(s.requests, 'request')} answered"
+            + (f" (after {plural(s.retries, 'retry', 'retries')})" if s.retries else "")
+            + f" from {when(s.timeline[0].start)} to {when(end)}, shown by {span(width)}. ")
+    if s.rate is not None and limit is not None:
+        busiest = max(b.requests for b in buckets)
         text += (f"The dashed line is the campaign's limit: {s.rate:g} requests a second, "
-                 f"{limit:,.0f} a {span(width)}. ")
+                 f"{limit:,.0f} a {span(width)}. " if limit <= 3 * busiest else
+                 f"The campaign's limit, {s.rate:g} requests a second ({limit:,.0f} a "
+                 f"{span(width)}), is far above what was sent. ")
     else:
         text += "The campaign's rate is unknown (no journal beside the report). "
     text += "Each request carries a batch of up to 100 messages."

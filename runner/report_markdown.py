@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from datetime import timedelta
 
 from runner.report_summary import PROBLEM_STATUSES, ReportSummary
 from runner.report_words import (
@@ -84,8 +85,10 @@ def _timeline(s: ReportSummary) -> list[str]:
     width, buckets = bars(s, MAX_BARS)
     limit = limit_per_bar(s, width)
     first, last = s.timeline[0].start, s.timeline[-1].start
-    line = (f"{plural(s.requests, 'request')} answered ({plural(s.retries, 'retry', 'retries')} "
-            f"before them) between {when(first)} and {when(last)}")
+    end = last + timedelta(minutes=s.bucket_minutes)
+    line = (f"{plural(s.requests, 'request')} answered"
+            + (f" (after {plural(s.retries, 'retry', 'retries')})" if s.retries else "")
+            + f" from {when(first)} to {when(end)}")
     if s.rate is not None:
         line += f", at a limit of {s.rate:g} requests a second ({s.rate * 60:,.0f} a minute)"
     out = [line + ".", "", f"<details><summary>By {span(width)}</summary>", ""]
