@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import random
 import sys
@@ -92,6 +93,16 @@ def write_report(path: Path, rows: int, seed: int = 20261202) -> None:
                                  "", "", ""))
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000",
@@ -99,8 +110,8 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    cpu = platform.processor() or platform.machine()
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {cpu}")
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs ({_cpu()})")
     print("| rows | report size | generate | `campaign report --html --markdown` | peak RSS |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for size in (int(s) for s in args.sizes.split(",")):

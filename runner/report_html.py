@@ -110,14 +110,24 @@ def stacked_bar(title: str, items: Sequence[tuple[str, int, str]]) -> str:
     return "".join(parts) + "</svg>"
 
 
+def _nice(value: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... at or above ``value``: the axis's top."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if step * m >= value:
+                return step * m
+        step *= 10
+
+
 def timeline_chart(buckets: Sequence[Bucket], width_minutes: int, limit: float | None) -> str:
     """Requests answered per bucket as columns, the configured limit as a dashed line."""
     left, plot_w, plot_h, bottom = 60, 820, 220, 40
     busiest = max([b.requests for b in buckets] + [1])
     # A limit far above what was sent would flatten every column: then it is said, not drawn.
     drawn = limit if limit and limit <= 3 * busiest else None
-    top_value = max(busiest, drawn or 0)
-    scale = plot_h / (top_value * 1.1)
+    top_value = _nice(max(busiest, drawn or 0))
+    scale = plot_h / top_value
     n = max(len(buckets), 1)
     col_w = min(plot_w / n, 60)
     height = plot_h + bottom + 10
@@ -127,9 +137,9 @@ def timeline_chart(buckets: Sequence[Bucket], width_minutes: int, limit: float |
              f'{_e(span(width_minutes))}</title>',
              f'<line x1="{left}" y1="{plot_h + 10}" x2="{left + plot_w}" y2="{plot_h + 10}" '
              'stroke="#8c959f"/>']
-    for tick in (0, top_value / 2, top_value):
+    for tick in (0, top_value // 2, top_value) if top_value % 2 == 0 else (0, top_value):
         y = plot_h + 10 - tick * scale
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>'
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,}</text>'
                      f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
                      'stroke="#eaeef2"/>')
     for i, b in enumerate(buckets):

@@ -116,5 +116,6 @@ def _delivery(s: ReportSummary) -> list[str]:
     if any(n for _, n in d.times):
         out += ["", "Delivered rows, by the time from sending to the check that saw them "
                 "delivered (an upper bound on the delivery time):", ""]
-        out += table(("time", "rows"), [(label, count(n)) for label, n in d.times], right=(1,))
+        out += table(("time", "rows"), [(label, count(n)) for label, n in d.times if n],
+                     right=(1,))
     return out

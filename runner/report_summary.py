@@ -315,13 +315,14 @@ class _Tally:
     """The counters of one pass; ``add`` is called once a row, so it keeps to plain lookups."""
 
     def __init__(self, shown: str, header: list[str]) -> None:
-        from runner.status import verdict  # Kaleyra's words -> delivered, undelivered, pending
-
-        self._verdict = verdict
-        self._verdicts: dict[str, str] = {}  # a cache of verdict()
-        self._sent_at: tuple[str, datetime] = ("", EPOCH)  # the last sent_at parsed
-        self._shown = shown
         self._has_delivery = "delivery_status" in header and "checked_at" in header
+        if self._has_delivery:  # status.py brings aiohttp: only for reports that need it
+            from runner.status import verdict  # Kaleyra's word -> delivered, undelivered, ...
+
+            self._verdict = verdict
+        self._verdicts: dict[str, str] = {}  # a cache of verdict()
+        self._took: tuple[str, str, int] = ("", "", 0)  # the last sent_at, checked_at, bucket
+        self._shown = shown
         self._i = {name: header.index(name) for name in (
             "phone", "status", "batch_id", "error_code", "error", "attempts", "sent_at")}
         if self._has_delivery:
@@ -394,13 +395,13 @@ class _Tally:
         if judged != "delivered":
             return False
         if checked is not None and sent_at:
-            last_text, sent_time = self._sent_at
-            if sent_at != last_text:
+            last_sent, last_checked, bucket = self._took
+            if sent_at != last_sent or checked_at != last_checked:  # a batch shares both
                 sent_time = _parse_time(sent_at, f"{self._shown}:{line}", "sent_at")
-                self._sent_at = (sent_at, sent_time)
-            seconds = (checked - sent_time).total_seconds()
-            self.times[next(n for n, (_, edge) in enumerate(DELIVERY_TIMES)
-                            if seconds < edge)] += 1
+                seconds = (checked - sent_time).total_seconds()
+                bucket = next(n for n, (_, edge) in enumerate(DELIVERY_TIMES) if seconds < edge)
+                self._took = (sent_at, checked_at, bucket)
+            self.times[bucket] += 1
         return True
 
     def _checked_time(self, line: int, text: str) -> datetime:
