@@ -156,13 +156,13 @@ def timeline_chart(buckets: Sequence[Bucket], width_minutes: int, limit: float |
                      f'{buckets[i].start.strftime(fmt)}</text>')
     if limit and not drawn:
         parts.append(f'<text id="limit" x="{left + plot_w}" y="16" text-anchor="end" '
-                     f'fill="#c62828">limit: {limit:,.0f} (far above, not drawn)</text>')
+                     f'style="fill:#c62828">limit: {limit:,.0f} (far above, not drawn)</text>')
     if drawn:
         y = plot_h + 10 - drawn * scale
         parts.append(f'<line id="limit" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" '
                      f'y2="{y:.1f}" stroke="#c62828" stroke-width="2" stroke-dasharray="6 4"/>'
                      f'<text x="{left + plot_w}" y="{y - 6:.1f}" text-anchor="end" '
-                     f'fill="#c62828">limit: {drawn:,.0f}</text>')
+                     f'style="fill:#c62828">limit: {drawn:,.0f}</text>')
     return "".join(parts) + "</svg>"
 
 
