@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from runner.report_summary import PROBLEM_STATUSES, Bucket, ReportSummary
+from runner.report_counters import Bucket
+from runner.report_summary import PROBLEM_STATUSES, ReportSummary
 from runner.report_words import (
     DELIVERY_MEANINGS,
     STATUS_MEANINGS,
@@ -177,6 +178,8 @@ def _cards(s: ReportSummary) -> str:
              ("not sent yet", s.count("pending") + s.count("expired"), COLOURS["pending"])]
     if s.delivery is not None:
         cards.insert(2, ("delivered", dict(s.delivery.verdicts)["delivered"], "#1b5e20"))
+    if s.count("dry_run"):
+        cards.insert(1, ("dry run: would be sent", s.count("dry_run"), COLOURS["dry_run"]))
     return '<div class="cards">' + "".join(
         f'<div class="card" style="--c:{c}"><b data-count="{n}" data-name="{_e(label)}">'
         f'{count(n)}</b><span>{_e(label)}</span></div>' for label, n, c in cards) + "</div>"

@@ -21,34 +21,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import phonenumbers
 
 from runner.errors import InputError, JournalError, display_path
 from runner.report import read_report_cells, restore
+from runner.report_counters import Batches, Bucket, Timeline, parse_time
 
 # The statuses always listed, in the order a reader wants them: what happened, then what did not.
 STATUSES: tuple[str, ...] = ("sent", "failed", "unknown", "invalid", "duplicate", "suppressed",
                              "pending", "expired")
 KNOWN_STATUSES = frozenset((*STATUSES, "dry_run"))
 PROBLEM_STATUSES = ("failed", "unknown")
-MAX_BUCKETS = 7 * 24 * 60
 MAX_CODES = 200  # distinct (status, error code) pairs; more are counted as "other"
 MAX_WORDINGS = 8  # distinct error texts kept per code, to pick the commonest
 MAX_WORDS = 50  # distinct delivery_status words
-MAX_BATCH_NUMBER = 1 << 26  # a bitmap of 8 MB at most; batch ids past it are counted by change
 OTHER = "other"
 NOT_A_NUMBER = ""  # the country of a row whose phone is not E.164 (invalid rows)
 # Delivery time: from sent_at to the checked_at of the check that saw the row delivered.
 DELIVERY_TIMES: tuple[tuple[str, float], ...] = (
     ("under 1 min", 60), ("1-5 min", 300), ("5-15 min", 900), ("15-60 min", 3600),
     ("1-6 h", 6 * 3600), ("6-24 h", 86400), ("over a day", float("inf")))
-_BATCH_ID = re.compile(r"r(\d+)-b(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +57,6 @@ class Problem:
     rows: int
     reason: str  # the commonest text in the `error` column for this code
     other_wordings: int  # rows of this code whose `error` says something else
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    start: datetime  # UTC
-    sent: int  # rows `sent` whose answer came in this bucket
-    requests: int  # batches answered in it (any status): one request each, retries not counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,106 +151,7 @@ def region_of(phone: str) -> str:
     return "ZZ"
 
 
-# --- time ----------------------------------------------------------------------------------------
-
-
-def _parse_time(text: str, where: str, column: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{where}: {column} {text[:40]!r} is not a date and time "
-                         "(ISO 8601)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 # --- the pass ------------------------------------------------------------------------------------
-
-
-class _Batches:
-    """Which batches have been counted: one bit a batch number, per run."""
-
-    def __init__(self) -> None:
-        self._bits: dict[int, bytearray] = {}
-        self._last = ""
-
-    def first_sight(self, batch_id: str) -> bool:
-        if batch_id == self._last:  # the rows of a batch mostly follow one another
-            return False
-        m = _BATCH_ID.fullmatch(batch_id)
-        if m is None or int(m[2]) >= MAX_BATCH_NUMBER:
-            # Not an id this runner writes: a run of rows with one id is one batch.
-            new, self._last = batch_id != self._last, batch_id
-            return new
-        self._last = batch_id
-        run, n = int(m[1]), int(m[2])
-        bits = self._bits.get(run)
-        if bits is None:
-            bits = self._bits[run] = bytearray()
-        byte, bit = divmod(n, 8)
-        if byte >= len(bits):
-            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))  # grow by doubling
-        if bits[byte] >> bit & 1:
-            return False
-        bits[byte] |= 1 << bit
-        return True
-
-
-class _Timeline:
-    """Rows sent and batches answered, by bucket of ``width`` minutes since the epoch."""
-
-    def __init__(self, shown: str) -> None:
-        self._shown = shown
-        self.width = 1
-        self.buckets: dict[int, list[int]] = {}  # bucket -> [sent, requests]
-        self._minutes: dict[str, int] = {}  # sent_at's "YYYY-MM-DDTHH:MM" -> epoch minute
-        self._last: tuple[str, int] = ("", 0)
-
-    def add(self, sent_at: str, line: int, *, sent: bool, request: bool) -> None:
-        last_text, minute = self._last
-        if sent_at != last_text:  # a batch's rows share their sent_at
-            minute = self._minute(sent_at, line)
-            self._last = (sent_at, minute)
-        key = minute // self.width
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= MAX_BUCKETS:
-                self._widen()
-                key = minute // self.width
-            bucket = self.buckets.setdefault(key, [0, 0])
-        bucket[0] += sent
-        bucket[1] += request
-
-    def _minute(self, sent_at: str, line: int) -> int:
-        # What the runner writes: "2026-12-02T05:17:03+00:00"; the minute is its first 16
-        # characters. Anything else is parsed in full.
-        if len(sent_at) == 25 and sent_at.endswith("+00:00"):
-            head = sent_at[:16]
-            minute = self._minutes.get(head)
-            if minute is not None and sent_at[16] == ":" and sent_at[17:19].isdigit():
-                return minute
-        when = _parse_time(sent_at, f"{self._shown}:{line}", "sent_at")
-        minute = int((when - EPOCH).total_seconds()) // 60
-        if len(sent_at) == 25 and sent_at.endswith("+00:00"):
-            if len(self._minutes) > 4096:  # a cache, not a record: keep it small
-                self._minutes.clear()
-            self._minutes[sent_at[:16]] = minute
-        return minute
-
-    def _widen(self) -> None:
-        merged: dict[int, list[int]] = {}
-        for key, (sent, requests) in self.buckets.items():
-            into = merged.setdefault(key // 2, [0, 0])
-            into[0] += sent
-            into[1] += requests
-        self.width *= 2
-        self.buckets = merged
-
-    def result(self) -> tuple[Bucket, ...]:
-        return tuple(Bucket(EPOCH + timedelta(minutes=key * self.width), sent, requests)
-                     for key, (sent, requests) in sorted(self.buckets.items()))
 
 
 def summarise(path: Path, *, rate: float | None = None, read_journal: bool = True) -> ReportSummary:
@@ -330,7 +221,7 @@ class _Tally:
         self.rows = self.requests = self.retries = 0
         self.statuses: Counter[str] = Counter()
         self.problems: dict[tuple[str, str], Counter[str]] = {}
-        self.timeline, self.batches = _Timeline(shown), _Batches()
+        self.timeline, self.batches = Timeline(shown), Batches()
         self.countries: dict[str, list[int]] = {}  # region -> rows, sent, failed/unknown, delivered
         self.verdicts: Counter[str] = Counter()
         self.words: Counter[str] = Counter()
@@ -397,7 +288,7 @@ class _Tally:
         if checked is not None and sent_at:
             last_sent, last_checked, bucket = self._took
             if sent_at != last_sent or checked_at != last_checked:  # a batch shares both
-                sent_time = _parse_time(sent_at, f"{self._shown}:{line}", "sent_at")
+                sent_time = parse_time(sent_at, f"{self._shown}:{line}", "sent_at")
                 seconds = (checked - sent_time).total_seconds()
                 bucket = next(n for n, (_, edge) in enumerate(DELIVERY_TIMES) if seconds < edge)
                 self._took = (sent_at, checked_at, bucket)
@@ -409,7 +300,7 @@ class _Tally:
         if checked is None:
             if len(self._checked) > 1024:  # a cache, not a record
                 self._checked.clear()
-            checked = self._checked[text] = _parse_time(text, f"{self._shown}:{line}",
+            checked = self._checked[text] = parse_time(text, f"{self._shown}:{line}",
                                                         "checked_at")
             if self.last_checked is None or checked > self.last_checked:
                 self.last_checked = checked

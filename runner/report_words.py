@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from runner.report_summary import EPOCH, NOT_A_NUMBER, Bucket, ReportSummary
+from runner.report_counters import EPOCH, Bucket
+from runner.report_summary import NOT_A_NUMBER, ReportSummary
 
 STATUS_MEANINGS: dict[str, str] = {
     "sent": "accepted by Kaleyra for delivery",

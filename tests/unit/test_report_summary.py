@@ -13,7 +13,7 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-import runner.report_summary
+import runner.report_counters
 from runner.cli import main
 from runner.errors import InputError
 from runner.journal import Journal, journal_path
@@ -155,7 +155,7 @@ def test_region_of_agrees_with_phonenumbers(phone: str) -> None:
 
 
 def test_minutes_merge_past_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner.report_summary, "MAX_BUCKETS", 4)
+    monkeypatch.setattr(runner.report_counters, "MAX_BUCKETS", 4)
     rows = [sent(i + 2, "+6591000001", i + 1, f"2026-12-02T10:{i:02d}:00+00:00")
             for i in range(10)]
     s = summarise(make(tmp_path, rows))
