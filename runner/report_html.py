@@ -45,8 +45,8 @@ section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 
  margin:0 0 18px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 18px}
 .card{flex:1 1 110px;background:#fff;border:1px solid #d0d7de;border-radius:8px;
- padding:12px 14px;border-top:5px solid var(--c)}
-.card b{display:block;font-size:26px}.card span{color:#57606a}
+ padding:10px 12px;border-top:5px solid var(--c)}
+.card b{display:block;font-size:22px}.card span{color:#57606a}
 table{border-collapse:collapse;width:100%;margin:10px 0 0}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{color:#57606a;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -80,13 +80,14 @@ def hbar_chart(title: str, items: Sequence[tuple[str, int, str]], *, total: int)
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {label_w + bar_w + 150} {height}" '
              f'width="{label_w + bar_w + 150}" height="{height}" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>']
-    for i, (label, value, colour) in enumerate(items):
+    for i, (full, value, colour) in enumerate(items):
+        label = full if len(full) <= 28 else full[:27] + "\u2026"  # the label column's width
         y = 4 + i * row_h
         w = 0 if value == 0 else max(2, round(bar_w * value / top))
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">{_e(label)}</text>'
             f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{w}" height="{row_h - 8}" '
-            f'rx="3" fill="{colour}" data-count="{value}"><title>{_e(label)}: '
+            f'rx="3" fill="{colour}" data-count="{value}"><title>{_e(full)}: '
             f'{count(value)}</title></rect>'
             f'<text x="{label_w + w + 6}" y="{y + 17}">{count(value)} '
             f'({share(value, total)})</text>')
