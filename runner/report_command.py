@@ -13,10 +13,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner.errors import InputError, RunnerError, UsageError, display_path
-from runner.report_summary import ReportSummary, summarise
+
+if TYPE_CHECKING:  # the parser imports this module for every command: keep it light
+    from runner.report_summary import ReportSummary
 
 EXIT_OK, EXIT_INVALID = 0, 1
 
@@ -40,6 +42,8 @@ def render(report: Path | str, *, html: Path | str | None = None, markdown: bool
     page = Path(html) if html is not None else None
     if page is not None:
         _refuse_to_overwrite(page, report)
+    from runner.report_summary import summarise
+
     summary = summarise(report)
     if page is not None:
         from runner.report_html import render_html

@@ -30,7 +30,7 @@ from runner.report_words import (
 
 COLOURS = {
     "sent": "#2e7d32", "failed": "#c62828", "unknown": "#ef6c00", "invalid": "#6d4c41",
-    "duplicate": "#9e9e9e", "suppressed": "#6a1b9a", "pending": "#1565c0", "expired": "#795548",
+    "duplicate": "#9e9e9e", "suppressed": "#6a1b9a", "pending": "#1565c0", "expired": "#ad1457",
     "dry_run": "#00838f", "delivered": "#2e7d32", "not delivered": "#c62828",
     "not final yet": "#1565c0", "not checked yet": "#9e9e9e",
 }
