@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.checker import check_campaign
-
 from runner.compose import Composer
 from runner.dltmatch import Matcher
 from runner.message import render

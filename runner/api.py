@@ -35,6 +35,7 @@ from runner.verdicts import CheckedRows, DryRunReport
 
 if TYPE_CHECKING:  # sending needs aiohttp, a tenth of a second to import: not for a dry run
     from runner.delivery import StatusResult
+    from runner.report_command import ReportView
     from runner.run import SendOptions
 
 PathLike = str | os.PathLike[str]
@@ -91,6 +92,16 @@ def status(report: PathLike, *, state: str | None = None, recheck: bool = False,
     if state is not None:
         raise UsageError("--state: shared state is not available in this version")
     return check_delivery(Path(report), os.environ if env is None else env, recheck=recheck)
+
+
+def report(report: PathLike, *, html: PathLike | None = None, markdown: bool = False
+           ) -> ReportView:
+    """Summarise a delivery report in one pass: a self-contained page at ``html`` and/or the
+    same figures as ``markdown`` (``.markdown`` of the result)."""
+    from runner.report_command import render
+
+    return render(Path(report), html=Path(html) if html is not None else None,
+                  markdown=markdown)
 
 
 def _valid(check: CampaignCheck) -> Campaign:

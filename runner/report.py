@@ -379,6 +379,34 @@ def _read_rows(path: Path, header: list[str]) -> Iterator[dict[str, str]]:
             raise InputError(f"{shown}:{reader.line_num}: malformed CSV: {exc}") from None
 
 
+def read_report_cells(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header, and each row as ``(line, cells)`` with cells as written (not restored), for a
+    pass that reads a few columns of a million rows: ``restore`` only the cells it shows.
+
+    The same checks as ``read_report``: the header at once, bad encoding and ragged rows while
+    iterating, each an InputError naming the file and line.
+    """
+    header = _read_header(path)
+    return header, _read_cells(path, len(header))
+
+
+def _read_cells(path: Path, width: int) -> Iterator[tuple[int, list[str]]]:
+    shown = display_path(path)
+    with _open_for_reading(path) as handle:
+        reader = csv.reader(handle)
+        try:
+            next(reader)
+            for cells in reader:
+                if len(cells) != width:
+                    raise InputError(f"{shown}:{reader.line_num}: {len(cells)} cells where the "
+                                     f"header has {width}")
+                if _UNDECODED.search(",".join(cells)):  # one search a row, not one a cell
+                    raise InputError(f"{shown}:{reader.line_num}: not UTF-8 text")
+                yield reader.line_num, cells
+        except csv.Error as exc:
+            raise InputError(f"{shown}:{reader.line_num}: malformed CSV: {exc}") from None
+
+
 # -- the summary ---------------------------------------------------------------------------------
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from runner.checker import CampaignCheck, check_campaign
 
+from runner.checker import CampaignCheck, check_campaign
 from runner.cli import main
 from runner.compose import Composer
 from runner.message import count_segments, render, smart_gsm
