@@ -21,7 +21,7 @@ from tenacity.wait import wait_random_exponential
 from runner.answers import Delivery, Rejected, StatusAnswer, StatusOutcome, Transient
 from runner.endpoint import Endpoint
 from runner.engine import RetryPolicy
-from runner.kaleyra import STATUS_BATCH, get_status
+from runner.kaleyra import STATUS_BATCH, connector, get_status
 from runner.limiter import RateLimiter
 from runner.model import Account
 
@@ -128,7 +128,6 @@ class Poller:
 async def poll(endpoint: Endpoint, settings: StatusSettings, message_ids: Sequence[str], *,
                clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
                retry: RetryPolicy | None = None) -> PollResult:
-    connector = aiohttp.TCPConnector(limit=settings.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(settings.concurrency)) as session:
         poller = Poller(session, endpoint, settings, clock=clock, sleep=sleep, retry=retry)
         return await poller.run(message_ids)

@@ -37,7 +37,7 @@ from runner.journal import (
     journal_path,
     read_meta,
 )
-from runner.kaleyra import build_payload, post_sms
+from runner.kaleyra import build_payload, connector, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
@@ -328,8 +328,7 @@ async def _wait_then_send(
         state = window_state(window, now())
 
     observer.sending(to_send)
-    connector = aiohttp.TCPConnector(limit=sending.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(sending.concurrency)) as session:
 
         async def attempt(batch: Batch) -> Outcome:
             numbers = batch.numbers
