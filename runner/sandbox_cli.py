@@ -58,11 +58,13 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
     group.add_argument("--retry-after-text", metavar="TEXT",
                        help="Retry-After sent verbatim with 429 and 503 (e.g. 999999, or an "
                        "HTTP date)")
-    group.add_argument("--huge-bytes", type=_count, default=Faults.huge_bytes, metavar="N",
-                       help=f"body size of --every-huge answers (default {Faults.huge_bytes})")
-    group.add_argument("--trickle-interval", type=_nonnegative, default=Faults.trickle_interval,
-                       metavar="S", help="seconds between the bytes of a --every-trickle answer "
-                       f"(default {Faults.trickle_interval:g})")
+    defaults = Faults()
+    group.add_argument("--huge-bytes", type=_count, default=defaults.huge_bytes, metavar="N",
+                       help=f"body size of --every-huge answers (default {defaults.huge_bytes})")
+    group.add_argument("--trickle-interval", type=_nonnegative,
+                       default=defaults.trickle_interval, metavar="S",
+                       help="seconds between the bytes of a --every-trickle answer "
+                       f"(default {defaults.trickle_interval:g})")
     group.add_argument("--keepalive", type=_positive, metavar="S",
                        help="a request on a connection idle S seconds is dropped unread (a "
                        "short keep-alive)")
