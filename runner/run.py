@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -233,7 +233,7 @@ def send_campaign(
         unknown_before = journal.mark_in_flight_unknown()
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
-        stats, stopped = EngineStats(), False
+        stats, stopped, rerun_after = EngineStats(), False, None
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
             state = window_state(window, now())
             if not state.open and not options.wait:
@@ -243,7 +243,7 @@ def send_campaign(
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
             try:
-                stats, stopped = asyncio.run(_under_signals(
+                stats, stopped, rerun_after = asyncio.run(_under_signals(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
                                                     observer=observer, engines=engines)))
@@ -257,6 +257,8 @@ def send_campaign(
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, retry_causes=stats.retry_causes,
                           elapsed=time.monotonic() - started,
+                          rerun_after=None if rerun_after is None else now() + timedelta(
+                              seconds=rerun_after),
                           run_number=journal.run_number, unknown_from_before=unknown_before)
     finally:
         journal.close()
@@ -271,9 +273,10 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
-                         ) -> tuple[EngineStats, bool]:
+                         ) -> tuple[EngineStats, bool, float | None]:
     """Run ``start`` (which puts its engine in the list it is given) under the signal handlers:
-    (stats, whether the run was cut short).
+    (stats, whether the run was cut short, the Retry-After in seconds that stopped it if one
+    did).
 
     The handlers are in place before anything else, the wait for the window included. A first
     signal stops the engine (requests in flight get STOP_GRACE_SECONDS to finish); a signal
@@ -303,7 +306,9 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
         for sig in handled:
             loop.remove_signal_handler(sig)
             signal.signal(sig, before[sig])  # asyncio leaves the default behind, not ours
-    return (engines[0].stats if engines else EngineStats()), stopped
+    if not engines:
+        return EngineStats(), stopped, None
+    return engines[0].stats, stopped, engines[0].rerun_after
 
 
 async def _wait_then_send(
@@ -341,10 +346,10 @@ async def _wait_then_send(
             journal=journal,
             limiter=provider_limiter(sending.requests_per_second),
             concurrency=sending.concurrency,
-            retry=RetryPolicy(max_attempts=sending.max_attempts,
-                              deadline=sending.max_duration or 300.0),
+            retry=RetryPolicy(max_attempts=sending.max_attempts, deadline=sending.max_duration),
             on_ambiguous=sending.on_ambiguous,
             on_progress=observer.batch_done,
+            on_wait=observer.waiting,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"

@@ -57,8 +57,8 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "FAULT_KINDS", "SANDBOX_API_KEY", "SA
 
 _JSON: Final = "application/json"
 _BEFORE: Final = frozenset({"redirect", "429", "502", "503", "504", "500"})
-_AFTER: Final = {"500_after": (500, "E103", "Internal error"), "502_after": (502, "", "Bad Gateway"),
-                 "504_after": (504, "", "Gateway Timeout")}
+_AFTER: Final = {"500_after": (500, "E103", "Internal error"),
+                 "502_after": (502, "", "Bad Gateway"), "504_after": (504, "", "Gateway Timeout")}
 
 
 @dataclass(frozen=True, slots=True)
