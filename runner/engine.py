@@ -249,6 +249,8 @@ class Engine:
             # sent, so the rows are pending (a rerun sends them).
             if tries.began:
                 self._journal.release_batch(batch.id)
+            if tries.out_of_time:
+                self._say_why_we_wait(outcome)
             return
         outcomes = self._row_outcomes(batch, outcome, tries.attempts)
         self._journal.finish_rows(outcomes)
@@ -264,8 +266,6 @@ class Engine:
             self.stop()
             return
         self._limiter.pause_until(self._clock() + seconds)
-        if self._on_wait is not None:
-            self._on_wait(f"Kaleyra asked to wait ({code}, Retry-After)", seconds)
 
     async def _between_attempts(self, batch: Batch, tries: _Tries, seconds: float) -> None:
         """The wait before a retry. A batch proven unsent so far is not in flight meanwhile: it is
@@ -274,11 +274,18 @@ class Engine:
             self._journal.release_batch(batch.id)
             self._journal.flush()
             tries.began = False
-        last = tries.last
-        if self._on_wait is not None and not (isinstance(last, Transient) and last.retry_after):
-            code = last.code if last is not None and not isinstance(last, Accepted) else "?"
-            self._on_wait(f"retrying after {code}", seconds)
+        self._say_why_we_wait(tries.last, seconds)
         await self._pause(seconds)
+
+    def _say_why_we_wait(self, last: Outcome | None, seconds: float | None = None) -> None:
+        if self._on_wait is None or last is None or isinstance(last, Accepted):
+            return
+        if isinstance(last, Transient) and last.retry_after:
+            pause = self._limiter.paused_until - self._clock()
+            self._on_wait(f"Kaleyra asked to wait ({last.code}, Retry-After)",
+                          max(pause, seconds or 0.0))
+        elif seconds is not None:
+            self._on_wait(f"retrying after {last.code}", seconds)
 
     async def _acquire(self) -> bool:
         """A slot from the rate limiter, unless a stop comes first (then False)."""
