@@ -442,3 +442,22 @@ def test_thread_record_is_stable_after_stop() -> None:
     sandbox.stop()
     sandbox.stop()  # twice is harmless
     assert [(a.at, a.numbers) for a in sandbox.record.accepted] == [(100.0, tuple(numbers(2)))]
+
+
+async def test_an_answer_longer_than_the_cap_is_not_read(session: aiohttp.ClientSession) -> None:
+    from runner.kaleyra import read_capped
+
+    async with SandboxServer() as server:
+        url = f"{server.base_url}/v1/{SANDBOX_SID}/sms"
+        payload = {"to": "+919876543210", "sender": "KLRHXA", "type": "MKT", "body": "x"}
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            assert resp.content_length is not None and resp.content_length > 100
+            assert await read_capped(resp, cap=100) is None  # known from Content-Length
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            body = await read_capped(resp)
+            assert body is not None and b"message_id" in body
+    async with SandboxServer(faults=Faults(every_huge=1, huge_bytes=3 << 20)) as server:
+        url = f"{server.base_url}/v1/{SANDBOX_SID}/sms"
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            assert resp.content_length is None  # chunked: counted as it comes
+            assert await read_capped(resp) is None

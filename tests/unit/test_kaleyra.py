@@ -324,6 +324,18 @@ async def test_server_echoing_the_key_is_scrubbed(mocked: aioresponses,
     assert KEY not in outcome.message and "***" in outcome.message
 
 
+@pytest.mark.parametrize(("status", "expected_type", "code"), [
+    (200, Ambiguous, "HUGE_ANSWER"),  # the ids were in the part not read: it may have gone
+    (503, Transient, "HTTP503"), (400, Rejected, "HTTP400"), (502, Ambiguous, "HTTP502"),
+])
+def test_an_answer_too_big_to_read_is_judged_by_its_status(status: int, expected_type: type,
+                                                            code: str) -> None:
+    from runner.kaleyra import _too_big
+
+    outcome = _too_big(status, {}, NUMBERS)
+    assert (type(outcome), outcome.code) == (expected_type, code)  # type: ignore[union-attr]
+
+
 # --------------------------------------------------------------------------- network trouble
 
 
