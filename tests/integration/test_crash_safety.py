@@ -7,6 +7,7 @@ of the CSV is accounted for, once and in order.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -602,8 +603,9 @@ def test_a_retry_after_of_hours_stops_the_run_and_says_when_to_rerun(
         tmp_path: Path, retry_after: str) -> None:
     files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 1,
                                                    "requests_per_second": 100})
+    summary = tmp_path / "summary.json"
     with sandbox(faults=Faults(every_503=2, retry_after_text=retry_after)) as sb:
-        stopped = run_send(files, sb.base_url)
+        stopped = run_send(files, sb.base_url, "--summary-json", str(summary))
         first = assert_at_most_once(sb.record)
         asked = len(sb.record.requests)
     assert stopped.code == EXIT_STOPPED, stopped.stderr
@@ -614,6 +616,10 @@ def test_a_retry_after_of_hours_stops_the_run_and_says_when_to_rerun(
     year = "2099" if "2099" in retry_after else str(datetime.now(UTC).year)
     assert year in stopped.stderr or str(datetime.now(UTC).year + 1) in stopped.stderr
     assert "Traceback" not in stopped.stderr
+    document = json.loads(summary.read_text(encoding="utf-8"))
+    assert document["exit_code"] == EXIT_STOPPED
+    rerun_after = datetime.fromisoformat(document["rerun_after"])
+    assert rerun_after - datetime.now(UTC) > timedelta(hours=23)
     rows = _check_run(files, first)
     assert statuses(rows) == Counter(sent=50, pending=150)  # the 503 proved nothing was sent
 
