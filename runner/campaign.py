@@ -320,7 +320,6 @@ def _time(text: str) -> time:
 
 def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
     defaults = SendingSpec()
-    max_duration = data.get("max_duration")
     return SendingSpec(
         batch_size=int(data.get("batch_size", defaults.batch_size)),
         requests_per_second=float(data.get("requests_per_second", defaults.requests_per_second)),
@@ -329,6 +328,6 @@ def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
         on_ambiguous=data.get("on_ambiguous", defaults.on_ambiguous),
         window=window,
         timeout=float(data.get("timeout", defaults.timeout)),
-        max_duration=float(max_duration) if max_duration is not None else None,
+        max_duration=float(data.get("max_duration", defaults.max_duration)),
         encoding=data.get("encoding", defaults.encoding),
     )

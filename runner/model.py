@@ -76,7 +76,7 @@ class SendingSpec:
     on_ambiguous: OnAmbiguous = "mark_unknown"
     window: Window | None = None  # None: always open
     timeout: float = 30.0  # seconds per request
-    max_duration: float | None = None  # overall deadline for retries of one batch, seconds
+    max_duration: float = 300.0  # seconds one batch may take, its retries and waits included
     encoding: Encoding = "json"
 
 

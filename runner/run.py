@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,7 +38,7 @@ from runner.journal import (
     journal_path,
     read_meta,
 )
-from runner.kaleyra import build_payload, post_sms
+from runner.kaleyra import build_payload, connector, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
@@ -260,7 +260,7 @@ def send_campaign(
         unknown_before = journal.mark_in_flight_unknown()
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
-        stats, stopped = EngineStats(), False
+        stats, stopped, rerun_after = EngineStats(), False, None
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
             state = window_state(window, now())
             if not state.open and not options.wait:
@@ -270,7 +270,7 @@ def send_campaign(
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
             try:
-                stats, stopped = asyncio.run(_under_signals(
+                stats, stopped, rerun_after = asyncio.run(_under_signals(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
                                                     observer=observer, engines=engines)))
@@ -284,6 +284,8 @@ def send_campaign(
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, retry_causes=stats.retry_causes,
                           elapsed=time.monotonic() - started,
+                          rerun_after=None if rerun_after is None else now() + timedelta(
+                              seconds=rerun_after),
                           run_number=journal.run_number, unknown_from_before=unknown_before)
     finally:
         journal.close()
@@ -302,9 +304,10 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
-                         ) -> tuple[EngineStats, bool]:
+                         ) -> tuple[EngineStats, bool, float | None]:
     """Run ``start`` (which puts its engine in the list it is given) under the signal handlers:
-    (stats, whether the run was cut short).
+    (stats, whether the run was cut short, the Retry-After in seconds that stopped it if one
+    did).
 
     The handlers are in place before anything else, the wait for the window included. A first
     signal stops the engine (requests in flight get STOP_GRACE_SECONDS to finish); a signal
@@ -334,7 +337,9 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
         for sig in handled:
             loop.remove_signal_handler(sig)
             signal.signal(sig, before[sig])  # asyncio leaves the default behind, not ours
-    return (engines[0].stats if engines else EngineStats()), stopped
+    if not engines:
+        return EngineStats(), stopped, None
+    return engines[0].stats, stopped, engines[0].rerun_after
 
 
 async def _wait_then_send(
@@ -359,8 +364,7 @@ async def _wait_then_send(
         state = window_state(window, now())
 
     observer.sending(to_send)
-    connector = aiohttp.TCPConnector(limit=sending.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(sending.concurrency)) as session:
 
         async def attempt(batch: Batch) -> Outcome:
             numbers = batch.numbers
@@ -373,10 +377,10 @@ async def _wait_then_send(
             journal=journal,
             limiter=provider_limiter(sending.requests_per_second),
             concurrency=sending.concurrency,
-            retry=RetryPolicy(max_attempts=sending.max_attempts,
-                              deadline=sending.max_duration or 300.0),
+            retry=RetryPolicy(max_attempts=sending.max_attempts, deadline=sending.max_duration),
             on_ambiguous=sending.on_ambiguous,
             on_progress=observer.batch_done,
+            on_wait=observer.waiting,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
