@@ -20,6 +20,7 @@ from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
+from runner.zoneplan import ZoneCensus, ZoneCounts
 
 
 class PlanObserver(Protocol):
@@ -73,6 +74,7 @@ class CampaignCheck:
     campaign: Campaign | None
     diagnostics: tuple[Diagnostic, ...]
     summary: PlanSummary | None
+    zones: ZoneCounts | None = None  # sendable rows by zone set, for a recipient-local window
 
     @property
     def ok(self) -> bool:
@@ -116,8 +118,12 @@ def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = No
     """``check`` with the pass over its recipients, unless the file already failed."""
     if not check.ok or check.campaign is None:
         return check
-    summary, found = summarise_recipients(check.campaign, observer=observer)
-    return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary)
+    census = ZoneCensus.watching(check.campaign, observer)
+    summary, found = summarise_recipients(check.campaign, observer=census or observer)
+    if census is not None and summary is not None:
+        found += census.diagnostics()
+    return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary,
+                   zones=census.result() if census is not None and summary else None)
 
 
 def summarise_recipients(
