@@ -195,7 +195,9 @@ class ZoneCensus:
 
     def result(self) -> ZoneCounts:
         sets = self.lookup.sets
-        ordered = sorted(self.counts.items(), key=lambda item: (-item[1], sets[item[0]]))
+        # Most rows first; numbers with no known zone last.
+        ordered = sorted(self.counts.items(),
+                         key=lambda item: (not sets[item[0]], -item[1], sets[item[0]]))
         return ZoneCounts(self.window, tuple(ZoneRows(sets[z], n) for z, n in ordered))
 
     def diagnostics(self) -> list[Diagnostic]:
@@ -230,7 +232,8 @@ def describe_zones(counts: ZoneCounts, now: datetime, *, limit: int = 12) -> lis
                     f"{format_clock(local.time())} {z.zones[0]})")
         else:
             when = "never open in all of its zones at once"
-        lines.append(f"    {label(z.zones):<{width}}  {z.rows:>9,} rows  {when}")
+        rows = f"{z.rows:,} row" + ("" if z.rows == 1 else "s")
+        lines.append(f"    {label(z.zones):<{width}}  {rows:>12}  {when}")
     rest = counts.zones[limit:]
     if rest:
         lines.append(f"    ... {len(rest):,} more zone sets, {sum(z.rows for z in rest):,} rows")

@@ -155,7 +155,7 @@ def test_a_zone_whose_window_closes_mid_run_gets_no_more_batches(tmp_path: Path)
 
     def now() -> datetime:
         looks[0] += 1
-        return datetime(2026, 12, 2, 1, 59, 57, tzinfo=UTC) + timedelta(seconds=looks[0])
+        return datetime(2026, 12, 2, 2, 59, 57, tzinfo=UTC) + timedelta(seconds=looks[0])
 
     path = _campaign(tmp_path, CHICAGO[:100] + LOS_ANGELES[:50])
     with sandbox(region="NA") as sb:
