@@ -7,8 +7,11 @@ the way it finds them but cheaply for lists of valid numbers:
   data holds, and the country-level answer only on the country code: both are dictionary
   lookups;
 * when the two agree (India, most single-zone countries) the number's type cannot change the
-  answer, so it is not computed; only where they differ (North America: a geographic number
-  has its area's zone, a toll-free one all 42 of the plan's) does the library decide, by type.
+  answer, so it is not computed; where they differ (North America: a geographic number has its
+  area's zone, a toll-free one all 42 of the plan's) the type decides: whether the number is
+  geographic, tested with the country's own type patterns compiled once (``geographic_test``),
+  a replay of the library's own steps; a hypothesis-free test holds the two to the same answers
+  for thousands of numbers of every type and region.
 
 The answer for a number without one (``Etc/Unknown``) is the campaign's ``fallback_timezone``,
 else the empty set: such a number is never sent (it stays ``pending``).
@@ -22,14 +25,20 @@ pending, and the dry run and the end of a run say so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 from phonenumbers import timezone as _tz
-from phonenumbers.phonenumberutil import is_number_type_geographical, number_type
+from phonenumbers.phonenumberutil import (
+    _GEO_MOBILE_COUNTRIES,
+    is_number_type_geographical,
+    number_type,
+)
 
 from runner.model import Window
 from runner.window import WindowState, window_state
@@ -62,20 +71,116 @@ def number_zones(digits: str) -> Zones:
     return tuple(_tz.time_zones_for_number(num))
 
 
+_NON_GEO_DESCS: Final = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
+                         "pager", "uan", "voicemail")
+_Desc = tuple[tuple[int, ...], "re.Pattern[str] | None"]
+
+
+def _desc(metadata: Any, name: str) -> tuple[tuple[int, ...], str | None] | None:
+    desc = getattr(metadata, name)
+    if desc is None:
+        return None
+    return tuple(desc.possible_length), desc.national_number_pattern or None
+
+
+def _matches(nsn: str, desc: _Desc | None) -> bool:
+    # As phonenumbers' _is_number_matching_desc: lengths first, then the whole pattern.
+    if desc is None:
+        return False
+    lengths, pattern = desc
+    if lengths and len(nsn) not in lengths:
+        return False
+    return pattern is not None and pattern.fullmatch(nsn) is not None
+
+
+def _compiled(desc: tuple[tuple[int, ...], str | None] | None) -> _Desc | None:
+    if desc is None:
+        return None
+    return desc[0], re.compile(desc[1]) if desc[1] else None
+
+
+@dataclass(frozen=True, slots=True)
+class _RegionTypes:
+    """One region's type patterns, compiled: ``_number_type_helper`` without its overhead."""
+
+    leading: re.Pattern[str] | None
+    general: _Desc | None
+    non_geo: tuple[_Desc, ...]
+    fixed: _Desc | None
+    mobile: _Desc | None
+    same_fixed_and_mobile: bool
+
+    @classmethod
+    def of(cls, metadata: Any) -> _RegionTypes:
+        non_geo = (_compiled(_desc(metadata, name)) for name in _NON_GEO_DESCS)
+        return cls(re.compile(metadata.leading_digits) if metadata.leading_digits else None,
+                   _compiled(_desc(metadata, "general_desc")),
+                   tuple(d for d in non_geo if d is not None),
+                   _compiled(_desc(metadata, "fixed_line")),
+                   _compiled(_desc(metadata, "mobile")),
+                   bool(metadata.same_mobile_and_fixed_line_pattern))
+
+    def kind(self, nsn: str) -> str:
+        """'unknown', 'other' (a non-geographic type), 'fixed' (or fixed or mobile), 'mobile'."""
+        if not _matches(nsn, self.general):
+            return "unknown"
+        if any(_matches(nsn, d) for d in self.non_geo):
+            return "other"
+        if _matches(nsn, self.fixed):
+            return "fixed"
+        if not self.same_fixed_and_mobile and _matches(nsn, self.mobile):
+            return "mobile"
+        return "unknown"
+
+
+def geographic_test(code: int) -> Callable[[str], bool | None] | None:
+    """Whether a valid number of country code ``code`` is geographic, from its national
+    number: libphonenumber's ``is_number_type_geographical(number_type(n))``, with the region
+    found as ``region_code_for_number`` finds it, on patterns compiled once. The test answers
+    None where it cannot tell (then the library decides); None for a code without metadata."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    metas = [PhoneMetadata.metadata_for_region_or_calling_code(code, r) for r in regions]
+    if not metas or any(m is None for m in metas):
+        return None
+    types = [_RegionTypes.of(m) for m in metas]
+    geo_mobile = code in _GEO_MOBILE_COUNTRIES
+
+    def geographic(nsn: str) -> bool | None:
+        kind = "unknown"
+        if len(types) == 1:
+            kind = types[0].kind(nsn)
+        else:
+            for region in types:
+                if region.leading is not None:
+                    if region.leading.match(nsn):
+                        kind = region.kind(nsn)
+                        break
+                elif (kind := region.kind(nsn)) != "unknown":
+                    break
+        if kind == "unknown":
+            return None
+        return kind == "fixed" or (kind == "mobile" and geo_mobile)
+
+    return geographic
+
+
 class ZoneLookup:
     """A number's zone set as a small integer (an index into ``sets``), cached.
 
     ``index(digits)`` takes a valid number in E.164 without ``+``. Sets are interned, so a
-    run keeps one tuple per distinct set whatever the number of rows.
+    run keeps one tuple per distinct set whatever the number of rows. The cache is keyed by
+    the number's first digits, as many as the longest time-zone prefix of its country code:
+    the geographic answer cannot depend on more.
     """
 
     def __init__(self, fallback: str | None = None) -> None:
         self.fallback = fallback
         self.sets: list[Zones] = []
         self._ids: dict[Zones, int] = {}
-        # first 9 digits -> (their set, whether the type matters, the country code)
-        self._geo: dict[str, tuple[int, bool, int]] = {}
-        self._country: dict[str, Zones] = {}
+        self._codes: dict[str, tuple[int, int]] = {}  # first 3 digits -> (code, prefix length)
+        # those first digits -> (geographic set, country set, or -1 when they agree, code)
+        self._prefixes: dict[str, tuple[int, int, int]] = {}
+        self._geographic: dict[int, Callable[[str], bool | None] | None] = {}
 
     def _intern(self, zones: Zones) -> int:
         if zones == (UNKNOWN_ZONE,):
@@ -87,31 +192,42 @@ class ZoneLookup:
             self.sets.append(zones)
         return found
 
+    def _code(self, digits: str) -> tuple[int, int]:
+        code = phonenumbers.parse("+" + digits).country_code or 0
+        cc = str(code)
+        longest = max((len(k) for k in _DATA if k.startswith(cc)), default=len(cc))
+        found = self._codes[digits[:3]] = (code, max(len(cc), longest))
+        return found
+
+    def _prefix(self, key: str, digits: str, code: int) -> tuple[int, int, int]:
+        geo = _prefix_zones(digits, _LONGEST)
+        country = _prefix_zones(str(code), _LONGEST)
+        found = self._prefixes[key] = (self._intern(geo),
+                                       -1 if geo == country else self._intern(country), code)
+        return found
+
     def index(self, digits: str) -> int:
-        key = digits[:_LONGEST]
-        cached = self._geo.get(key)
-        if cached is None:
-            geo = _prefix_zones(digits, _LONGEST)
-            code = phonenumbers.parse("+" + digits).country_code or 0
-            country = self._country.get(str(code))
-            if country is None:
-                country = self._country[str(code)] = _prefix_zones(str(code), _LONGEST)
-            cached = self._geo[key] = (self._intern(geo), geo != country, code)
-        zone_set, type_matters, code = cached
-        if not type_matters:
-            return zone_set
-        # Geographic and country answers differ: the number's type decides, as in the library.
+        code_len = self._codes.get(digits[:3]) or self._code(digits)
+        key = digits[:code_len[1]]
+        geo, country, code = self._prefixes.get(key) or self._prefix(key, digits, code_len[0])
+        if country < 0:  # both answers agree: the number's type cannot matter
+            return geo
+        # They differ: geographic types get the area's zones, others the country's.
         national = digits[len(str(code)):]
-        if national.startswith("0"):  # leading zeros need the parser's bookkeeping
-            num = phonenumbers.parse("+" + digits)
-        else:
-            num = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-        if is_number_type_geographical(number_type(num), code):
-            return zone_set
-        return self._intern(self._country[str(code)])
+        test = self._geographic.get(code, _MISSING)
+        if test is _MISSING:
+            test = self._geographic[code] = geographic_test(code)
+        verdict = test(national) if test is not None and not national.startswith("0") else None
+        if verdict is not None:
+            return geo if verdict else country
+        num = phonenumbers.parse("+" + digits)  # leading zeros, or regions that differ
+        return geo if is_number_type_geographical(number_type(num), code) else country
 
     def zones(self, digits: str) -> Zones:
         return self.sets[self.index(digits)]
+
+
+_MISSING: Any = object()
 
 
 # --- the window over a set of zones ----------------------------------------------------------

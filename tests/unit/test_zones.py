@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from datetime import UTC, datetime, time
@@ -49,6 +50,26 @@ def test_the_cached_lookup_agrees_with_libphonenumber_for_every_kind_of_number()
         # Twice: the second answer comes from the cache.
         assert lookup.zones(e164[1:]) == expected, e164
         assert lookup.zones(e164[1:]) == expected, e164
+
+
+def test_the_lookup_agrees_with_libphonenumber_for_numbers_near_every_example() -> None:
+    # Each example number with its last digits changed: the type patterns that decide whether
+    # a number is geographic often look deep into it (North America's personal numbers do).
+    rng = random.Random(13)
+    lookup = ZoneLookup()
+    checked = 0
+    for e164 in _examples():
+        for _ in range(8):
+            cut = rng.randint(1, min(6, len(e164) - 4))
+            candidate = e164[:-cut] + "".join(rng.choice("0123456789") for _ in range(cut))
+            num = phonenumbers.parse(candidate)
+            if not phonenumbers.is_valid_number(num):
+                continue
+            expected = tuple(sorted(tz.time_zones_for_number(num)))
+            assert lookup.zones(candidate[1:]) == (() if expected == ("Etc/Unknown",)
+                                                  else expected), candidate
+            checked += 1
+    assert checked > 5000
 
 
 def test_a_toll_free_number_has_every_zone_of_its_plan_and_a_geographic_one_its_own() -> None:
