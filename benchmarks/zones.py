@@ -32,7 +32,8 @@ from runner.zones import ZoneLookup
 US_AREAS = [212, 646, 718, 202, 305, 404, 617, 215, 312, 713, 214, 512, 615, 612, 314, 303,
             602, 801, 505, 213, 415, 206, 503, 702, 808]
 KINDS: dict[str, Callable[[random.Random], str]] = {
-    "US (25 area codes)": lambda r: f"1{r.choice(US_AREAS)}{r.randint(2, 9)}{r.randrange(10**6):06d}",
+    "US (25 area codes)":
+        lambda r: f"1{r.choice(US_AREAS)}{r.randint(2, 9)}{r.randrange(10**6):06d}",
     "India (mobiles)": lambda r: f"91{r.choice('6789')}{r.randrange(10**9):09d}",
     "UK (mobiles)": lambda r: f"447{r.choice('45789')}{r.randrange(10**8):08d}",
 }

@@ -68,7 +68,8 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
         err.append(f"nothing sent: the send window is closed "
                    f"({describe(window, datetime.now(UTC))}); rerun then, or pass --wait")
     elif outcome.next_opening is not None and not outcome.stopped:
-        err.append(_next_opening(outcome.next_opening, datetime.now(UTC)))
+        err.append(_next_opening(outcome.next_opening, datetime.now(UTC),
+                                 sent=outcome.requests > 0))
     elif outcome.never_open and not outcome.stopped:
         err.append(f"{outcome.never_open:,} rows stay pending: their numbers have no known time "
                    "zone (set sending.fallback_timezone to send them)")
@@ -79,16 +80,18 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
     return ([] if quiet else [f"report: {shown}"]), err
 
 
-def _next_opening(opening: Opening, now: datetime) -> str:
+def _next_opening(opening: Opening, now: datetime, *, sent: bool) -> str:
     """Why a run under a recipient-local window stopped, and when to come back."""
     zones = opening.zones
     local = opening.at.astimezone(ZoneInfo(zones[0]))
     wait = opening.at - now
     when = "now" if wait.total_seconds() <= 0 else f"in {format_wait(wait)}"
-    return (f"sent every recipient whose window is open; the rest stay pending: the next to open "
-            f"is {label(zones)} ({opening.rows:,} rows) {when}, at {format_clock(local.time())} "
-            f"{zones[0]} ({opening.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); rerun then, or pass "
-            "--wait")
+    done = ("sent every recipient whose window is open; the rest stay pending" if sent else
+            "nothing sent: no recipient's window is open now")
+    utc = opening.at.astimezone(UTC)
+    return (f"{done}: the next to open is {label(zones)} ({opening.rows:,} rows) {when}, at "
+            f"{format_clock(local.time())} {zones[0]} ({utc:%Y-%m-%d %H:%M} UTC); rerun then, "
+            "or pass --wait")
 
 
 def next_steps(counts: Mapping[str, int], report: str) -> list[str]:
