@@ -10,6 +10,9 @@ Version 1 (keys are only ever added; a change of meaning bumps ``version``)::
      "elapsed_seconds": 3.2, "started_at": "...", "finished_at": "...",
      "errors": []}                                     # diagnostics when the campaign is invalid
 
+A run under a recipient-local window that leaves rows for a zone not yet open adds
+``"next_opening": {"at": "2026-12-02T13:00:00+00:00", "zones": ["America/New_York"], "rows": 120}``.
+
 Written atomically (a temporary file, then a rename), never with the key or a password.
 """
 
@@ -31,7 +34,7 @@ SUMMARY_VERSION = 1
 def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict[str, object]:
     check = outcome.check
     campaign = check.campaign if check is not None else None
-    return _document(
+    document = _document(
         file=file, campaign=campaign.name if campaign is not None else None,
         dry_run=outcome.dry_run, exit_code=outcome.exit_code, report=outcome.report,
         counts=outcome.counts, requests=outcome.requests,
@@ -39,6 +42,11 @@ def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict
             outcome.retry_causes.items()))},
         elapsed=outcome.elapsed, started_at=started_at,
         errors=check.diagnostics if check is not None else ())
+    opening = outcome.next_opening  # a recipient-local window: when to rerun
+    if opening is not None:
+        document["next_opening"] = {"at": opening.at.astimezone(UTC).isoformat(),
+                                    "zones": list(opening.zones), "rows": opening.rows}
+    return document
 
 
 def failed_summary(*, file: str, exit_code: int, started_at: datetime,

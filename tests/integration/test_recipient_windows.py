@@ -19,6 +19,7 @@ from runner.render import send_lines
 from runner.report import read_report
 from runner.results import RunOutcome
 from runner.run import SendOptions, send_campaign
+from runner.summary import run_summary
 from runner.zones import ZoneLookup
 from tests.integration.helpers import TEST_API_KEY, assert_at_most_once, sandbox
 
@@ -93,6 +94,9 @@ def test_us_tcpa_at_0230_utc_sends_chicago_and_la_and_leaves_new_york_pending(
     assert outcome.next_opening.rows == len(NEW_YORK)
     _, err = send_lines(outcome)
     assert any("America/New_York" in line and "--wait" in line for line in err), err
+    document = run_summary(outcome, started_at=AT_0230_UTC, file="campaign.yaml")
+    assert document["next_opening"] == {"at": "2026-12-02T13:00:00+00:00",
+                                        "zones": ["America/New_York"], "rows": len(NEW_YORK)}
 
     # A rerun once New York has opened sends only New York, once.
     with sandbox(region="NA") as sb:
