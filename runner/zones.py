@@ -41,7 +41,7 @@ from phonenumbers.phonenumberutil import (
 )
 
 from runner.model import Window
-from runner.window import WindowState, window_state
+from runner.window import WindowState, valid_timezone, window_state
 
 RECIPIENT: Final = "recipient"
 UNKNOWN_ZONE: Final = _tz.UNKNOWN_TIMEZONE  # "Etc/Unknown"
@@ -183,7 +183,10 @@ class ZoneLookup:
         self._geographic: dict[int, Callable[[str], bool | None] | None] = {}
 
     def _intern(self, zones: Zones) -> int:
-        if zones == (UNKNOWN_ZONE,):
+        # A name this system's zone database lacks (an old tzdata) cannot be kept to: such a
+        # number is one of unknown zone, as libphonenumber's Etc/Unknown.
+        zones = tuple(z for z in zones if z != UNKNOWN_ZONE and valid_timezone(z))
+        if not zones:
             zones = (self.fallback,) if self.fallback else ()
         zones = tuple(sorted(set(zones)))
         found = self._ids.get(zones)
