@@ -166,7 +166,7 @@ def test_an_unknown_preset_is_an_error(tmp_path: Path) -> None:
     assert loaded.campaign is None
     [problem] = loaded.diagnostics
     assert (problem.line, problem.field) == (12, "sending.window")
-    assert "'us-tcpa', 'in-trai'" in problem.message
+    assert "is not one of 'always', 'us-tcpa', 'in-trai'" in problem.message
 
 
 def test_validate_warns_with_the_count_of_numbers_without_a_zone(tmp_path: Path) -> None:
