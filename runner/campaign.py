@@ -40,6 +40,11 @@ __all__ = ["LoadResult", "Marks", "is_secret_key", "load_campaign", "validate_ca
 DEFAULT_KEY_ENV = "KALEYRA_API_KEY"
 # TRAI: promotional SMS in India only from 09:00 to 21:00 IST.
 TRAI_WINDOW = Window(time(9, 0), time(21, 0), "Asia/Kolkata", implied=True)
+# Presets of sending.window: US TCPA, 08:00-21:00 where the recipient is; TRAI as above.
+WINDOW_PRESETS = {
+    "us-tcpa": Window(time(8, 0), time(21, 0), "recipient", preset="us-tcpa"),
+    "in-trai": Window(time(9, 0), time(21, 0), "Asia/Kolkata", preset="in-trai"),
+}
 
 _SECRET_WORDS = ("apikey", "password", "passwd", "secret", "token", "credential", "privatekey",
                  "accesskey", "authorization", "bearer")
@@ -179,16 +184,20 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
 # --- checks of single values the schema cannot make ------------------------------------------
 
 _ZONE: KeyPath = ("sending", "window", "timezone")
+_FALLBACK_ZONE: KeyPath = ("sending", "fallback_timezone")
 _COUNTRY: KeyPath = ("recipients", "default_country")
 
 
 def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagnostic]:
     """Time zone and country code; run even when the schema found other problems."""
     found = []
-    zone = _get(data, _ZONE)
-    problem = _zone_problem(zone) if isinstance(zone, str) and 0 < len(zone) <= 64 else None
-    if problem is not None:
-        found.append(_error_at(problem, _ZONE, marks, shown, code="unknown-timezone"))
+    for key_path in (_ZONE, _FALLBACK_ZONE):
+        zone = _get(data, key_path)
+        if key_path == _ZONE and zone == "recipient":
+            continue  # each number's own zones
+        problem = _zone_problem(zone) if isinstance(zone, str) and 0 < len(zone) <= 64 else None
+        if problem is not None:
+            found.append(_error_at(problem, key_path, marks, shown, code="unknown-timezone"))
     country = _get(data, _COUNTRY)
     well_formed = isinstance(country, str) and len(country) == 2 and country.isalpha()
     if well_formed and country.upper() not in phonenumbers.SUPPORTED_REGIONS:
@@ -310,6 +319,8 @@ def _window(data: dict[str, Any], account: Account, message: MessageSpec) -> Win
         return None
     if value == "always":
         return None
+    if isinstance(value, str):
+        return WINDOW_PRESETS[value]
     return Window(_time(value["start"]), _time(value["end"]), value["timezone"])
 
 
@@ -327,6 +338,7 @@ def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
         max_attempts=int(data.get("max_attempts", defaults.max_attempts)),
         on_ambiguous=data.get("on_ambiguous", defaults.on_ambiguous),
         window=window,
+        fallback_timezone=data.get("fallback_timezone"),
         timeout=float(data.get("timeout", defaults.timeout)),
         max_duration=float(data.get("max_duration", defaults.max_duration)),
         encoding=data.get("encoding", defaults.encoding),

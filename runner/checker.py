@@ -23,6 +23,7 @@ from runner.plan import Batch, is_personalised, plan_texts
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
 from runner.yamlload import Marks
+from runner.zoneplan import ZoneCensus, ZoneCounts
 
 
 class PlanObserver(Protocol):
@@ -77,6 +78,7 @@ class CampaignCheck:
     diagnostics: tuple[Diagnostic, ...]
     summary: PlanSummary | None
     marks: Marks | None = field(default=None, compare=False, repr=False)  # for later checks
+    zones: ZoneCounts | None = None  # sendable rows by zone set, for a recipient-local window
 
     @property
     def ok(self) -> bool:
@@ -121,10 +123,14 @@ def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = No
     """``check`` with the pass over its recipients, unless the file already failed."""
     if not check.ok or check.campaign is None:
         return check
-    summary, found = summarise_recipients(check.campaign, observer=observer)
+    census = ZoneCensus.watching(check.campaign, observer)
+    summary, found = summarise_recipients(check.campaign, observer=census or observer)
+    if census is not None and summary is not None:
+        found += census.diagnostics()
     if summary is not None and check.marks is not None:
         found += budget_diagnostics(check.campaign, summary, check.marks)
-    return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary)
+    return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary,
+                   zones=census.result() if census is not None and summary else None)
 
 
 def summarise_recipients(

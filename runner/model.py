@@ -63,8 +63,9 @@ class RecipientsSpec:
 class Window:
     start: time
     end: time  # start > end means the window runs across midnight
-    timezone: str  # IANA name
+    timezone: str  # IANA name, or "recipient": each number's own zones (runner.zones)
     implied: bool = False  # True when added by default (IN + MKT, TRAI hours)
+    preset: str | None = None  # "us-tcpa" or "in-trai" when written as a preset
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class SendingSpec:
     max_attempts: int = 5
     on_ambiguous: OnAmbiguous = "mark_unknown"
     window: Window | None = None  # None: always open
+    fallback_timezone: str | None = None  # for numbers whose zone is unknown (recipient windows)
     timeout: float = 30.0  # seconds per request
     max_duration: float = 300.0  # seconds one batch may take, its retries and waits included
     encoding: Encoding = "json"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from runner.checker import CampaignCheck
 from runner.cost import plan_lines
@@ -19,7 +20,9 @@ from runner.model import Window
 from runner.progress import ProgressObserver
 from runner.report import format_summary
 from runner.results import RunOutcome
-from runner.window import describe
+from runner.window import describe, format_clock, format_wait
+from runner.zoneplan import Opening, describe_zones
+from runner.zones import label
 
 
 def describe_plan(check: CampaignCheck, report: Path) -> str:
@@ -42,6 +45,7 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
         f"second: about {_duration(seconds)}",
         *plan_lines(c, s),  # billable parts and the estimated cost
         f"  window      {describe(c.sending.window, datetime.now(UTC))}",
+        *(describe_zones(check.zones, datetime.now(UTC)) if check.zones is not None else ()),
         f"  report      {display_path(report)} (dry run: nothing sent)",
     ]
     return "\n".join(lines)
@@ -67,6 +71,12 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
                    f"({describe(window, datetime.now(UTC))}); rerun then, or pass --wait")
     elif outcome.rerun_after is not None:
         err.append(rerun_after_line(outcome.rerun_after))
+    elif outcome.next_opening is not None and not outcome.stopped:
+        err.append(_next_opening(outcome.next_opening, datetime.now(UTC),
+                                 sent=outcome.requests > 0))
+    elif outcome.never_open and not outcome.stopped:
+        err.append(f"{outcome.never_open:,} rows stay pending: their numbers have no known time "
+                   "zone (set sending.fallback_timezone to send them)")
     elif outcome.counts.get("pending", 0):
         err.append("stopped early: rerun the same command to resume")
     elif outcome.exit_code == EXIT_INCOMPLETE:
@@ -81,6 +91,18 @@ def rerun_after_line(when: datetime, now: datetime | None = None) -> str:
     at = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"stopped: Kaleyra asked to wait {_duration(left)} (Retry-After); rerun the same "
             f"command after {at} to resume")
+def _next_opening(opening: Opening, now: datetime, *, sent: bool) -> str:
+    """Why a run under a recipient-local window stopped, and when to come back."""
+    zones = opening.zones
+    local = opening.at.astimezone(ZoneInfo(zones[0]))
+    wait = opening.at - now
+    when = "now" if wait.total_seconds() <= 0 else f"in {format_wait(wait)}"
+    done = ("sent every recipient whose window is open; the rest stay pending" if sent else
+            "nothing sent: no recipient's window is open now")
+    utc = opening.at.astimezone(UTC)
+    return (f"{done}: the next to open is {label(zones)} ({opening.rows:,} rows) {when}, at "
+            f"{format_clock(local.time())} {zones[0]} ({utc:%Y-%m-%d %H:%M} UTC); rerun then, "
+            "or pass --wait")
 
 
 def next_steps(counts: Mapping[str, int], report: str) -> list[str]:
@@ -126,7 +148,10 @@ class ConsoleObserver(ProgressObserver):
     def waiting_for_window(self, window: Window | None, opens_at: datetime) -> None:
         if self._quiet:
             return
-        self._say(f"waiting for the send window: {describe(window, datetime.now(UTC))} "
+        shown = describe(window, datetime.now(UTC))
+        if window is not None and window.timezone == "recipient":  # zones open at once
+            shown += f", until {opens_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        self._say(f"waiting for the send window: {shown} "
                   "(Ctrl-C or SIGTERM stops; rerun to resume)")
 
     def _say(self, line: str) -> None:

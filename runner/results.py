@@ -12,6 +12,7 @@ from runner.exitcodes import EXIT_INCOMPLETE, EXIT_OK, EXIT_STOPPED
 
 if TYPE_CHECKING:
     from runner.checker import CampaignCheck
+    from runner.zoneplan import Opening
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,9 @@ class RunOutcome:
     report: Path
     stopped: bool = False  # cut short (signal, window closed): rerun to resume
     closed_until: datetime | None = None  # the window was closed at start; it opens then
+    # A recipient-local window: the first zone set with rows left, when it opens (runner.zones).
+    next_opening: Opening | None = None
+    never_open: int = 0  # rows left that will never open (no known time zone, no fallback)
     requests: int = 0
     retries: int = 0
     retry_causes: Counter[str] = field(default_factory=Counter)  # e.g. HTTP429, E103

@@ -9,7 +9,8 @@ missing; a phone column the CSV lacks; a body that is not a valid template, or a
 is not a column.
 Warnings: a flash message longer than one part; unicode "0" with characters outside GSM-7;
 OTP with a batch_size (OTP goes one number a request); a window that starts when it ends (open
-around the clock); India + MKT sending at any hour (TRAI); India without a DLT template or
+around the clock); a fallback_timezone without a window in the recipient's zone; India + MKT
+sending at any hour (TRAI); India without a DLT template or
 entity ID.
 """
 
@@ -93,6 +94,11 @@ def _window(campaign: Campaign, found: _Found) -> None:
         found.warning(f"window starts and ends at {window.start:%H:%M}, which means open around "
                       "the clock: write 'window: always' if that is meant", key_path,
                       code="window-all-day")
+    fallback: KeyPath = ("sending", "fallback_timezone")
+    if fallback in found.marks and (window is None or window.timezone != "recipient"):
+        found.warning("fallback_timezone is used only with a window in the recipient's time "
+                      "zone (timezone: recipient, or window: us-tcpa)", fallback,
+                      code="fallback-unused")
     india_mkt = campaign.account.region == "IN" and campaign.message.type == "MKT"
     if india_mkt and key_path in found.marks and (window is None or all_day):
         found.warning("promotional (MKT) messages would go out at any hour; in India TRAI "

@@ -56,7 +56,10 @@ from runner.report import (
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
 from runner.verdicts import CheckedRows
-from runner.window import window_state
+from runner.window import ALWAYS_OPEN, window_state
+from runner.zoneplan import zone_rows
+from runner.zonerun import Sleep, ZoneRun
+from runner.zones import per_recipient
 
 STOP_GRACE_SECONDS = 5.0  # how long requests in flight may finish after a stop
 
@@ -243,11 +246,13 @@ def send_campaign(
     checked: CheckedRows | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     observer: RunObserver | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> RunOutcome:
     """Send (or resume) the campaign and write its report. Blocks until done or stopped.
 
     With ``options.wait`` and the window closed, the observer is told when it opens, then the
     run waits for it; a signal meanwhile stops the run like any other (exit 75, full report).
+    A window in the recipient's zone sends the rows whose zone is open (``runner.zonerun``).
     """
     observer = observer if observer is not None else RunObserver()
     window = None if options.ignore_window else campaign.sending.window
@@ -261,8 +266,12 @@ def send_campaign(
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
         stats, stopped, rerun_after = EngineStats(), False, None
+        zoned = None
+        if left > 0 and window is not None and per_recipient(window):
+            zoned = ZoneRun(window, campaign.sending.fallback_timezone, now=now, sleep=sleep,
+                            size=campaign.effective_batch_size, wait=options.wait)
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
-            state = window_state(window, now())
+            state = ALWAYS_OPEN if zoned else window_state(window, now())
             if not state.open and not options.wait:
                 with held():
                     counts = _write_journal_report(campaign, options.report, journal, checked)
@@ -273,7 +282,8 @@ def send_campaign(
                 stats, stopped, rerun_after = asyncio.run(_under_signals(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
-                                                    observer=observer, engines=engines)))
+                                                    observer=observer, engines=engines,
+                                                    zoned=zoned)))
             except JournalError as exc:  # mid-run: some batches may have gone out
                 raise RunInterrupted(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
@@ -286,7 +296,9 @@ def send_campaign(
                           elapsed=time.monotonic() - started,
                           rerun_after=None if rerun_after is None else now() + timedelta(
                               seconds=rerun_after),
-                          run_number=journal.run_number, unknown_from_before=unknown_before)
+                          run_number=journal.run_number, unknown_from_before=unknown_before,
+                          next_opening=zoned.opening if zoned else None,
+                          never_open=zoned.never if zoned else 0)
     finally:
         journal.close()
 
@@ -354,10 +366,11 @@ async def _wait_then_send(
     now: Callable[[], datetime],
     observer: RunObserver,
     engines: list[Engine],
+    zoned: ZoneRun | None = None,
 ) -> bool:
     sending = campaign.sending
     loop = asyncio.get_running_loop()
-    state = window_state(window, now())
+    state = ALWAYS_OPEN if zoned else window_state(window, now())
     while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
         observer.waiting_for_window(window, state.opens_at)
         await asyncio.sleep(max(0.05, (state.opens_at - now()).total_seconds()))
@@ -384,6 +397,12 @@ async def _wait_then_send(
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
+        if zoned is not None:
+            try:
+                return await zoned.send(engine, lambda: zone_rows(campaign, checked), skip,
+                                        id_prefix=prefix, observer=observer)
+            finally:
+                observer.sending_done()
         batches: Iterable[Batch]
         if checked is not None and not is_personalised(campaign):
             batches = checked.batches(size=campaign.effective_batch_size,  # the text as sent

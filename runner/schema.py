@@ -44,7 +44,8 @@ _PATTERN_WORDS: dict[str, str] = {
 # What an anyOf / oneOf at this path wants, when no single branch fits.
 _ALTERNATIVES: dict[KeyPath, str] = {
     ("message",): "message needs a body or a template_id (or both)",
-    ("sending", "window"): "window must be 'always' or a mapping with start, end and timezone",
+    ("sending", "window"): "window must be 'always', a preset (us-tcpa, in-trai) "
+                          "or a mapping with start, end and timezone",
     ("recipients", "exclude"): "exclude must be a file name or a list of file names",
 }
 # Limits worth a reason.

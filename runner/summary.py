@@ -11,6 +11,8 @@ Version 1 (keys are only ever added; a change of meaning bumps ``version``)::
      "errors": []}                                     # diagnostics when the campaign is invalid
 
 plus ``"rerun_after": "<ISO time>"`` when a Retry-After of more than 5 minutes stopped the run.
+A run under a recipient-local window that leaves rows for a zone not yet open adds
+``"next_opening": {"at": "2026-12-02T13:00:00+00:00", "zones": ["America/New_York"], "rows": 120}``.
 
 Written atomically (a temporary file, then a rename), never with the key or a password.
 """
@@ -43,6 +45,10 @@ def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict
         errors=check.diagnostics if check is not None else ())
     if outcome.rerun_after is not None:  # a Retry-After of more than 5 minutes stopped the run
         document["rerun_after"] = outcome.rerun_after.isoformat(timespec="seconds")
+    opening = outcome.next_opening  # a recipient-local window: when to rerun
+    if opening is not None:
+        document["next_opening"] = {"at": opening.at.astimezone(UTC).isoformat(),
+                                    "zones": list(opening.zones), "rows": opening.rows}
     return document
 
 

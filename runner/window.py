@@ -107,6 +107,12 @@ def describe(window: Window | None, now: datetime) -> str:
     if window is None:
         return "always open"
     label = f"{format_clock(window.start)}-{format_clock(window.end)} {window.timezone}"
+    if window.timezone == "recipient":  # runner.zones: each number's own zones
+        label = (f"{format_clock(window.start)}-{format_clock(window.end)} in each "
+                 "recipient's time zone")
+        return label + (f" ({window.preset})" if window.preset else "")
+    if window.preset:
+        label += f" ({window.preset})"
     if window.implied:
         label += " (TRAI hours, the default for IN MKT)"
     state = window_state(window, now)

@@ -30,3 +30,10 @@ def test_benchmark_script_help() -> None:
                           text=True, timeout=30, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout
+
+
+def test_zone_benchmark_runs_on_a_few_rows() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "zones.py"), "--rows", "200"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| US (25 area codes) |" in done.stdout

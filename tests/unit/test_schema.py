@@ -143,7 +143,7 @@ def test_numbers_and_booleans_stay_numbers_where_the_schema_wants_them() -> None
      "on_ambiguous 'maybe' is not one of 'mark_unknown', 'retry'"),
     (("sending:", "  encoding: xml"), 12, 13, "encoding 'xml' is not one of 'json', 'form'"),
     (("sending:", "  window: sometimes"), 12, 11,
-     "window must be 'always' or a mapping with start, end and timezone"),
+     "window 'sometimes' is not one of 'always', 'us-tcpa', 'in-trai'"),
     (("sending:", "  window: {start: '09:00', end: '21:00'}"), 12, 3,
      "missing required key 'timezone' under sending.window"),
     (("sending:", "  window: {start: '25:00', end: '21:00', timezone: UTC}"), 12, 19,
