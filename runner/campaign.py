@@ -20,6 +20,7 @@ from typing import Any
 
 import phonenumbers
 
+from runner.confine import outside_root
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
     Account,
@@ -41,6 +42,7 @@ TRAI_WINDOW = Window(time(9, 0), time(21, 0), "Asia/Kolkata", implied=True)
 _SECRET_WORDS = ("apikey", "password", "passwd", "secret", "token", "credential", "privatekey",
                  "accesskey", "authorization", "bearer")
 _SECRET_NAMES = {"key", "pwd", "pass", "auth"}
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # as account.api_key_env must be (the schema too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ def load_campaign(path: Path) -> LoadResult:
     diagnostics += _non_finite(data, (), doc.marks, shown)
     diagnostics += validate(data, doc.marks, shown)
     diagnostics += _value_checks(data, doc.marks, shown)
+    diagnostics += outside_root(data, path, doc.marks, shown)
     if has_errors(diagnostics):
         return LoadResult(None, sort_diagnostics(diagnostics), doc.marks)
     return LoadResult(_build(data, path), sort_diagnostics(diagnostics), doc.marks)
@@ -155,7 +158,7 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
                    shown: str) -> list[Diagnostic]:
     account = data.get("account")
     named = account.get("api_key_env") if isinstance(account, dict) else None
-    if isinstance(named, str) and named:
+    if isinstance(named, str) and _ENV_NAME.fullmatch(named):  # never echo a pasted key
         where = f"the environment variable {named} (named by account.api_key_env)"
     else:
         where = (f"the environment variable {DEFAULT_KEY_ENV} "

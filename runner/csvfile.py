@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import Diagnostic, error, warning
+from runner.errors import Diagnostic, error, quote, warning
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -183,7 +183,7 @@ def _header_warnings(columns: tuple[str, ...], shown: str, line: int) -> Iterato
     seen: dict[str, int] = {}
     for i, name in enumerate(columns, 1):
         if name in seen:
-            yield warning(f"column '{name}' appears twice (columns {seen[name]} and {i}); "
+            yield warning(f"column {quote(name)} appears twice (columns {seen[name]} and {i}); "
                           "placeholders see the last", shown, line, i, field=name)
         else:
             seen[name] = i

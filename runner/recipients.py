@@ -44,7 +44,7 @@ from runner.csvfile import (
     record_problem,
 )
 from runner.dedup import GOLDEN, FirstRows
-from runner.errors import Diagnostic, display_path, error, warning
+from runner.errors import Diagnostic, display_path, error, quote, warning
 from runner.model import RecipientsSpec
 from runner.phones import explain, normaliser
 from runner.suppression import Suppression, load_suppression
@@ -346,11 +346,13 @@ def _expected_numbers(opened: OpenedCsv, rows: int, distinct: int) -> int:
 
 
 def _no_phone_column(name: str, columns: tuple[str, ...], shown: str) -> Diagnostic:
-    listing = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
     near = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1)
     hint = ""
     if near:
         actual = next(c for c in columns if c.lower() == near[0])
-        hint = f" (did you mean '{actual}'?)"
-    return error(f"{shown} has no column '{name}'{hint}; its columns are {listing}", shown, 1,
+        hint = f" (did you mean {quote(actual)}?)"
+    # Never the header itself: the file may not be a CSV at all (diagnostics quote one cell).
+    count = f"{len(columns)} column" + ("s" if len(columns) != 1 else "")
+    return error(f"{shown} has no column {quote(name)}{hint} among its {count}; name the one "
+                 "holding the numbers with recipients.phone_column", shown, 1,
                  field="recipients.phone_column")

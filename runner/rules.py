@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner import recipients
-from runner.errors import Diagnostic, display_path, error, warning
+from runner.errors import Diagnostic, display_path, error, quote, warning
 from runner.message import TemplateError, count_segments, placeholders, render
 from runner.model import TYPES_BY_REGION, Campaign
 from runner.yamlload import KeyPath, Marks, dotted
@@ -109,8 +109,8 @@ def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
     if spec.phone_column not in columns:
         given: KeyPath = ("recipients", "phone_column")
         hint = "" if given in found.marks else "; name it with recipients.phone_column"
-        found.error(f"{display_path(spec.source)} has no column '{spec.phone_column}' "
-                    f"(columns: {_listing(columns)}){hint}",
+        found.error(f"{display_path(spec.source)} has no column {quote(spec.phone_column)} "
+                    f"({_columns_hint(spec.phone_column, columns)}){hint}",
                     given if given in found.marks else source)
     return columns
 
@@ -121,9 +121,16 @@ def _missing(what: str, path: Path) -> str:
     return f"{what} not found: {display_path(path)}"
 
 
-def _listing(columns: Sequence[str]) -> str:
-    shown = ", ".join(columns[:12])
-    return shown + (", ..." if len(columns) > 12 else "")
+def _columns_hint(name: str, columns: Sequence[str]) -> str:
+    """The column nearest ``name``, else how many there are: never the header line itself (the
+    file may be something else than a CSV; diagnostics quote at most one cell)."""
+    near = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+    if not near:
+        lowered = {c.lower(): c for c in columns}
+        near = [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=1)]
+    if near:
+        return f"did you mean {quote(near[0])}?"
+    return f"it has {len(columns)} column" + ("s" if len(columns) != 1 else "")
 
 
 def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) -> None:
@@ -155,8 +162,8 @@ def _not_a_column(name: str, columns: Sequence[str], campaign: Campaign) -> str:
     text = f"placeholder {{{name}}} is not a column of {display_path(campaign.recipients.source)}"
     near = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
     if near:
-        return text + f" (did you mean {{{near[0]}}}?)"
-    return text + f" (columns: {_listing(columns)})"
+        return text + f" (did you mean {{{near[0][:40]}}}?)"
+    return text + f" ({_columns_hint(name, columns)})"
 
 
 def _placeholder_offset(body: str, name: str) -> int:
