@@ -23,6 +23,7 @@ import phonenumbers
 from runner.confine import outside_root
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
+    DEFAULT_MAX_PARTS,
     Account,
     Campaign,
     MessageSpec,
@@ -260,6 +261,7 @@ def _message(data: dict[str, Any]) -> MessageSpec:
         template_id=data.get("template_id"),
         entity_id=data.get("entity_id"),
         unicode=data.get("unicode"),
+        max_parts=int(data.get("max_parts", DEFAULT_MAX_PARTS)),
     )
 
 

@@ -17,9 +17,11 @@ from runner.errors import Diagnostic, display_path, has_errors
 from runner.exitcodes import EXIT_INVALID, EXIT_OK
 from runner.message import Segments, count_segments
 from runner.model import Campaign
-from runner.plan import Batch, is_personalised, plan_batches
+from runner.plan import Batch, is_personalised, plan_texts
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
+from runner.safetext import RenderedRows
+from runner.verdicts import CheckedRows
 
 
 class PlanObserver(Protocol):
@@ -130,6 +132,7 @@ def summarise_recipients(
     min_seg: Segments | None = None
     max_seg: Segments | None = None
     encodings: set[str] = set()
+    rendered: RenderedRows | None = None
     if not personalised:
         # One text, so batches are the sendable rows in order, size by size: counted, not
         # planned (a second a million rows). The send and the dry run chunk them the same way.
@@ -145,7 +148,10 @@ def summarise_recipients(
             encodings.add(max_seg.encoding)
     else:
         cache: dict[str | None, Segments] = {}
-        for batch in plan_batches(_watched(stream, observer), campaign):
+        rendered = RenderedRows(campaign.message.body or "", campaign.message.max_parts,
+                                display_path(campaign.recipients.source))
+        seen = observer.recipient if observer is not None else None
+        for batch in plan_texts(rendered.rows(stream, seen), campaign.effective_batch_size):
             batches += 1
             if observer is not None:
                 observer.batch(batch)
@@ -161,13 +167,17 @@ def summarise_recipients(
             if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
                 max_seg = seg
     requests = batches
+    if isinstance(observer, CheckedRows):  # the send proves it sends what this pass read
+        observer.source_sha256 = stream.source_sha256
     found = list(stream.diagnostics)
     if has_errors(found):
         return None, found
-    found += stats_diagnostics(
-        stream.stats, campaign.recipients, display_path(campaign.recipients.source)
-    )
     stats = stream.stats
+    if rendered is not None:  # rows whose message cannot be sent are invalid too
+        found += rendered.diagnostics
+        stats = rendered.stats(stats)
+    found += stats_diagnostics(stats, campaign.recipients,
+                               display_path(campaign.recipients.source))
     if max_seg is None:
         max_seg = count_segments(campaign.message.body or "")
     summary = PlanSummary(
@@ -187,12 +197,6 @@ def summarise_recipients(
         part_limit=max_seg.limit,
     )
     return summary, found
-
-
-def _watched(rows: Iterable[Recipient], observer: PlanObserver | None) -> Iterable[Recipient]:
-    if observer is None:
-        return rows
-    return _each_seen(rows, observer)
 
 
 def _each_seen(rows: Iterable[Recipient], observer: PlanObserver) -> Iterator[Recipient]:

@@ -28,6 +28,7 @@ TYPES_BY_REGION: dict[str, tuple[str, ...]] = {
     "NA": ("OTP", "DEFAULT"),
 }
 MAX_BATCH = 100
+DEFAULT_MAX_PARTS = 10  # SMS parts one message may need unless message.max_parts says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class MessageSpec:
     template_id: str | None = None
     entity_id: str | None = None  # DLT principal-entity ID (India)
     unicode: str | None = None  # "0" | "1" | "auto"; None lets Kaleyra decide
+    max_parts: int = DEFAULT_MAX_PARTS  # parts any one message may need (body, or a row's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ class RecipientStream:
         self._counts = [0, 0, 0, 0]  # ok, invalid, duplicate, suppressed
         self._first_invalid: list[int] = []
         self._long_records = 0
+        # SHA-256 of the source's bytes as this pass read them, once it has read them all.
+        self.source_sha256: str | None = None
 
     @property
     def stats(self) -> RecipientStats:
@@ -207,7 +210,9 @@ class RecipientStream:
         self._first_invalid = []
         self._long_records = 0
         spec, shown = self.spec, self.source_display
-        opened = open_csv(spec.source, shown, what="recipients file")
+        self.source_sha256 = None
+        digest = hashlib.sha256()
+        opened = open_csv(spec.source, shown, what="recipients file", digest=digest)
         if isinstance(opened, Diagnostic):
             self.diagnostics.append(opened)
             return
@@ -220,6 +225,7 @@ class RecipientStream:
             if suppression is None:
                 return
             yield from self._rows(opened, suppression)
+            self.source_sha256 = digest.hexdigest()
         if sum(self._counts) == 0:
             self.diagnostics.append(error(f"{shown} has no data rows", shown, 1,
                                           field="recipients.source"))

@@ -23,6 +23,7 @@ from runner import recipients
 from runner.errors import Diagnostic, display_path, error, quote, warning
 from runner.message import TemplateError, count_segments, placeholders, render
 from runner.model import TYPES_BY_REGION, Campaign
+from runner.safetext import parts_problem, unsafe_character
 from runner.yamlload import KeyPath, Marks, dotted
 
 _BODY: KeyPath = ("message", "body")
@@ -61,6 +62,7 @@ def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
     _window(campaign, found)
     columns = _files(campaign, found)
     _body(campaign, columns, found)
+    _safe_body(campaign, found)
     _india(campaign, found)
     return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
                                               d.col or 0))
@@ -156,6 +158,28 @@ def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) ->
     if message.unicode == "0" and segments.encoding == "UCS-2":
         found.warning("unicode is \"0\" but the body has characters outside GSM-7: they may "
                       "not arrive as written", ("message", "unicode"))
+
+
+def _safe_body(campaign: Campaign, found: _Found) -> None:
+    """Control characters, lone surrogates and too many parts (``runner.safetext``)."""
+    body = campaign.message.body
+    if body is None:
+        return
+    bad = unsafe_character(body)
+    if bad is not None:
+        found.in_body("error", f"body holds {bad[1]}: it cannot be sent (write a newline as a "
+                      "line break, not \\r)" if body[bad[0]] == "\r" else
+                      f"body holds {bad[1]}: it cannot be sent", bad[0])
+    try:
+        # The fixed text alone (placeholders empty): what every row's message needs at least.
+        fixed = render(body, {name: "" for name in placeholders(body)})
+    except TemplateError:
+        return  # _body said why
+    too_long = parts_problem(fixed, campaign.message.max_parts)
+    if too_long is not None:
+        where: KeyPath = ("message", "max_parts")
+        found.error(f"body {too_long}" + ("" if where in found.marks else
+                                          " (the default; raise it if that is meant)"), _BODY)
 
 
 def _not_a_column(name: str, columns: Sequence[str], campaign: Campaign) -> str:

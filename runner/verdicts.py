@@ -12,6 +12,7 @@ pass keep what comes after it needs:
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from array import array
 from collections import Counter, deque
@@ -153,6 +154,8 @@ class CheckedRows:
             raise _spill_error(exc, folder) from None
         self._format = LineFormatter()
         self.unsent_counts: Counter[str] = Counter()
+        self._planned: IO[bytes] | None = None  # personalised: the batches the check planned
+        self.source_sha256: str | None = None  # the source's bytes as the check read them
 
     def recipient(self, recipient: Recipient) -> None:
         if recipient.status == "ok" and recipient.phone is not None:
@@ -174,7 +177,35 @@ class CheckedRows:
             self.recipient(r)
 
     def batch(self, batch: Batch) -> None:
-        pass
+        """Keep a batch the check planned (personalised texts): the send sends these, never
+        what a second read of the CSV would find. One line a batch, in a file beside the
+        report: memory holds one batch whatever the texts."""
+        record = json.dumps([batch.body, batch.rows, [int(n[1:]) for n in batch.numbers]],
+                            separators=(",", ":")).encode() + b"\n"
+        try:
+            if self._planned is None:
+                self._planned = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115
+            self._planned.write(record)
+        except OSError as exc:
+            raise _spill_error(exc, self._folder) from None
+
+    def planned_batches(self, *, skip: Container[int], id_prefix: str) -> Iterator[Batch]:
+        """The batches the check planned, in its order, without the rows in ``skip``."""
+        if self._planned is None:
+            return
+        seq = 0
+        try:
+            self._planned.flush()
+            self._planned.seek(0)
+            for line in self._planned:
+                body, rows, numbers = json.loads(line)
+                kept = [(row, n) for row, n in zip(rows, numbers, strict=True) if row not in skip]
+                if kept:
+                    seq += 1
+                    yield Batch(f"{id_prefix}{seq:06d}", body, tuple(r for r, _ in kept),
+                                tuple(f"+{n}" for _, n in kept))
+        except OSError as exc:
+            raise _spill_error(exc, self._folder) from None
 
     def batches(self, *, size: int, body: str | None, skip: Container[int],
                 id_prefix: str) -> Iterator[Batch]:
@@ -214,6 +245,8 @@ class CheckedRows:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a temporary file: the system removes it regardless
             self._spill.close()
+            if self._planned is not None:
+                self._planned.close()
 
 
 def _spill_error(exc: OSError, folder: Path | None) -> InputError:

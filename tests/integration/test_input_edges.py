@@ -9,10 +9,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+import runner
 from runner.cli import main
 from runner.sandbox import SANDBOX_SID
 from tests.integration.helpers import (
@@ -181,4 +184,136 @@ def test_json_diagnostics_of_a_pasted_key_hold_no_part_of_it(files: CampaignFile
     assert code == 1
     assert "123456789012" not in out
     assert "api_key_env" in json.dumps(json.loads(out))
-    assert report_rows  # (imported for the send tests below)
+
+
+# --------------------------------------------------------------------------- only what was checked
+
+
+class ChangesTheCsv(runner.RunObserver):
+    """Once the check pass is over and sending begins: rows appended, a row changed."""
+
+    def __init__(self, files: CampaignFiles, late: int) -> None:
+        self.files = files
+        self.late = late
+
+    def sending(self, rows: int) -> None:
+        text = self.files.csv.read_text(encoding="utf-8")
+        text = text.replace(f"{self.files.phones[0]},person0", f"{self.files.phones[0]},EVIL")
+        late = "".join(f"+9198770{i:05d},late{i}\n" for i in range(self.late))
+        self.files.csv.write_text(text + late, encoding="utf-8")
+
+
+@pytest.mark.parametrize("body", ["Hi {name}, your order has shipped.",
+                                  "Hello, your order has shipped."])
+def test_a_csv_that_grows_or_changes_during_a_run_changes_neither_what_is_sent_nor_the_report(
+        files: CampaignFiles, body: str) -> None:
+    files = make_campaign(files.yaml.parent, 40, body=body)
+    with sandbox() as sb:
+        env = {"KALEYRA_API_KEY": TEST_API_KEY, "KALEYRA_SID": SANDBOX_SID,
+               "KALEYRA_BASE_URL": sb.base_url}
+        outcome = runner.send(files.yaml, env=env, observer=ChangesTheCsv(files, 10))
+        accepted = list(sb.record.accepted)
+    assert outcome.exit_code == 0
+    sent = [n for a in accepted for n in a.numbers]
+    assert sorted(sent) == sorted(files.phones)  # the 10 late rows were never checked: not sent
+    assert all("EVIL" not in (a.body or "") for a in accepted)
+    rows = report_rows(files)
+    assert len(rows) == 40 and {r["status"] for r in rows} == {"sent"}
+    # The run's own CSV changed: a rerun refuses instead of resuming against other rows.
+    with sandbox() as sb:
+        env["KALEYRA_BASE_URL"] = sb.base_url
+        with pytest.raises(runner.RunnerError, match="changed since this run started"):
+            runner.send(files.yaml, env=env)
+        assert sb.record.accepted == []
+
+
+@pytest.mark.parametrize("body", ["Hi {name}, your order has shipped.",
+                                  "Hello, your order has shipped."])
+def test_a_resume_sends_only_what_its_own_pass_read(files: CampaignFiles, body: str) -> None:
+    files = make_campaign(files.yaml.parent, 60, body=body, sending={"batch_size": 10})
+    with sandbox() as sb:
+        env = {"KALEYRA_API_KEY": TEST_API_KEY, "KALEYRA_SID": SANDBOX_SID,
+               "KALEYRA_BASE_URL": sb.base_url}
+        first = runner.send(files.yaml, env=env, observer=StopsAfter(2))
+        assert first.exit_code == 75, first.counts
+        done_first = {n for a in sb.record.accepted for n in a.numbers}
+        second = runner.send(files.yaml, env=env, observer=ChangesTheCsv(files, 10))
+        sent = Counter(n for a in sb.record.accepted for n in a.numbers)
+    assert second.exit_code == 0, second.counts
+    assert set(sent) == set(files.phones) and max(sent.values()) == 1
+    assert done_first < set(sent)
+    assert len(report_rows(files)) == 60
+
+
+class StopsAfter(runner.RunObserver):
+    """Stops the run (as SIGINT would) once ``n`` batches are done."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.done = 0
+
+    def batch_done(self, stats: object) -> None:
+        self.done += 1
+        if self.done == self.n:
+            signal.raise_signal(signal.SIGINT)
+
+
+# --------------------------------------------------------------------------- text safe to send
+
+
+@pytest.mark.parametrize(("escape", "shown"), [("\\x07", "U+0007"), ("\\0", "U+0000"),
+                                               ("\\r", "U+000D"), ("\\ud800", "U+D800"),
+                                               ("\\x9b", "U+009B")])
+def test_a_control_character_or_lone_surrogate_in_the_body_is_an_error_at_its_place(
+        files: CampaignFiles, escape: str, shown: str) -> None:
+    edit(files, '  body: "Hello, your', f'  body: "Hel{escape}lo, your')
+    code, out, _ = cli("validate", str(files.yaml))
+    assert code == 1, out
+    assert shown in out and "campaign.yaml:8:" in out
+    code, _, _ = cli("send", str(files.yaml), "--dry-run")
+    assert code == 1 and not files.report.exists()
+
+
+def test_newline_and_tab_in_a_body_are_fine(files: CampaignFiles) -> None:
+    edit(files, '  body: "Hello, your', '  body: "Hello,\\n\\tyour')
+    code, out, err = cli("validate", str(files.yaml))
+    assert code == 0, out + err
+
+
+def test_a_row_whose_message_holds_a_control_character_is_invalid(files: CampaignFiles) -> None:
+    files = make_campaign(files.yaml.parent, 30, body="Hi {name}, your order has shipped.")
+    text = files.csv.read_text(encoding="utf-8")
+    text = text.replace("person3\n", "per\x1bson3\n").replace("person5\n", '"a\rb"\n')
+    files.csv.write_text(text, encoding="utf-8")
+    with sandbox() as sb:
+        env = {"KALEYRA_API_KEY": TEST_API_KEY, "KALEYRA_SID": SANDBOX_SID,
+               "KALEYRA_BASE_URL": sb.base_url}
+        outcome = runner.send(files.yaml, env=env)
+        sent = [n for a in sb.record.accepted for n in a.numbers]
+        bodies = [a.body or "" for a in sb.record.accepted]
+    assert outcome.exit_code == 0
+    assert files.phones[3] not in sent and files.phones[5] not in sent and len(sent) == 28
+    assert not any("\x1b" in b or "\r" in b for b in bodies)
+    rows = {int(r["row"]): r for r in report_rows(files)}
+    assert rows[5]["status"] == "invalid" and "U+001B" in rows[5]["error"]
+    assert rows[7]["status"] == "invalid" and "U+000D" in rows[7]["error"]
+    code, out, _ = cli("validate", str(files.yaml))
+    assert code == 0 and "recipients.csv:5:" in out and "U+001B" in out
+
+
+def test_max_parts_caps_the_body_and_each_row(files: CampaignFiles) -> None:
+    edit(files, '  body: "Hello, your order has shipped."', f'  body: "{"x" * 1600}"')
+    code, out, _ = cli("validate", str(files.yaml))
+    assert code == 1 and "11 SMS parts" in out and "max_parts 10" in out
+    edit(files, '  type: TXN\n', '  type: TXN\n  max_parts: 11\n')
+    code, out, err = cli("validate", str(files.yaml))
+    assert code == 0, out + err
+    files = make_campaign(files.yaml.parent, 30, body="Hi {name}.")
+    edit(files, '  type: TXN\n', '  type: TXN\n  max_parts: 2\n')
+    text = files.csv.read_text(encoding="utf-8").replace("person4\n", "y" * 400 + "\n")
+    files.csv.write_text(text, encoding="utf-8")
+    code, _, err = cli("send", str(files.yaml), "--dry-run")
+    assert code == 0, err
+    rows = {int(r["row"]): r for r in report_rows(files)}
+    assert rows[6]["status"] == "invalid" and "max_parts 2" in rows[6]["error"]
+    assert sum(r["status"] == "dry_run" for r in rows.values()) == 29
