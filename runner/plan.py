@@ -66,7 +66,7 @@ def plan_texts(
 
     A row whose number is None is not sent: it only tells the planner how far the stream is.
     A group leaves when it is full; past ``max_open_groups`` the oldest leaves early; and a group
-    whose first row is more than ``max_wait`` rows behind the stream leaves too, so that whoever
+    whose first row is ``max_wait`` rows behind the stream leaves too, so that whoever
     follows the batches in row order (the dry run's report) holds at most that many rows,
     whatever the texts (one rare text among a million rows included).
     """

@@ -92,6 +92,7 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
             yield ReportRow(recipient.row, phone, "pending")
 
 
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
@@ -159,7 +160,9 @@ def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
         "name": campaign.name,
         "region": campaign.account.region,
         "sid": campaign.account.sid,
-        "api_key_env": campaign.account.api_key_env,
+        # A variable's name only: a key pasted there (a Campaign built by hand) is not kept.
+        "api_key_env": key_env if _ENV_NAME.fullmatch(key_env := campaign.account.api_key_env)
+        else None,
         "requests_per_second": campaign.sending.requests_per_second,
         "concurrency": campaign.sending.concurrency,
         "max_attempts": campaign.sending.max_attempts,
