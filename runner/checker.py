@@ -174,7 +174,7 @@ def summarise_recipients(
         return None, found
     stats = stream.stats
     if rendered is not None:  # rows whose message cannot be sent are invalid too
-        found += rendered.diagnostics
+        found += rendered.all_diagnostics()
         stats = rendered.stats(stats)
     found += stats_diagnostics(stats, campaign.recipients,
                                display_path(campaign.recipients.source))

@@ -110,10 +110,15 @@ class RenderedRows:
         if self.invalid <= MAX_ROW_DIAGNOSTICS:
             self.diagnostics.append(warning(f"{reason} (row skipped)", self.source_display,
                                             r.row, field="message.body"))
-        elif self.invalid == MAX_ROW_DIAGNOSTICS + 1:
-            self.diagnostics.append(warning("more rows whose message cannot be sent (not shown)",
-                                            self.source_display))
         return replace(r, status="invalid", reason=reason)
+
+    def all_diagnostics(self) -> list[Diagnostic]:
+        """The rows' warnings, the first ``MAX_ROW_DIAGNOSTICS``, then a count of the rest."""
+        rest = self.invalid - MAX_ROW_DIAGNOSTICS
+        if rest <= 0:
+            return list(self.diagnostics)
+        return [*self.diagnostics, warning(f"{rest:,} more rows whose message cannot be sent "
+                                           "(not shown)", self.source_display)]
 
     def stats(self, stats: RecipientStats) -> RecipientStats:
         """The stream's counts with the rows judged here moved from ok to invalid."""

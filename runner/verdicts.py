@@ -187,7 +187,7 @@ class CheckedRows:
                 self._planned = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115
             self._planned.write(record)
         except OSError as exc:
-            raise _spill_error(exc, self._folder) from None
+            raise _spill_error(exc, self._folder, _PLANNED) from None
 
     def planned_batches(self, *, skip: Container[int], id_prefix: str) -> Iterator[Batch]:
         """The batches the check planned, in its order, without the rows in ``skip``."""
@@ -205,7 +205,7 @@ class CheckedRows:
                     yield Batch(f"{id_prefix}{seq:06d}", body, tuple(r for r, _ in kept),
                                 tuple(f"+{n}" for _, n in kept))
         except OSError as exc:
-            raise _spill_error(exc, self._folder) from None
+            raise _spill_error(exc, self._folder, _PLANNED) from None
 
     def batches(self, *, size: int, body: str | None, skip: Container[int],
                 id_prefix: str) -> Iterator[Batch]:
@@ -249,8 +249,12 @@ class CheckedRows:
                 self._planned.close()
 
 
-def _spill_error(exc: OSError, folder: Path | None) -> InputError:
+_SKIPPED = "the skipped rows' report lines"
+_PLANNED = "the batches the check planned"
+
+
+def _spill_error(exc: OSError, folder: Path | None, what: str = _SKIPPED) -> InputError:
     where = display_path(folder) if folder is not None else tempfile.gettempdir()
-    return InputError(f"cannot keep the skipped rows' report lines in a temporary file in "
+    return InputError(f"cannot keep {what} in a temporary file in "
                       f"{where}: {exc.strerror or exc}; free some room there (the journal keeps "
                       "what was sent, so a rerun resumes)")
