@@ -11,7 +11,9 @@ suppression list), so that the naive baseline and the runner must reach the same
 from __future__ import annotations
 
 import csv
+import os
 import random
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +143,23 @@ class CampaignFile:
     report: Path
 
 
+def _inside(folder: Path, source: Path) -> str:
+    """``source`` as a campaign in ``folder`` may name it: a campaign's files stay inside its
+    root, so a data file kept elsewhere is hard-linked (else copied) beside the campaign."""
+    try:
+        return source.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        pass
+    beside = folder / source.name
+    if not (beside.exists() and os.path.samefile(beside, source)):
+        beside.unlink(missing_ok=True)
+        try:
+            os.link(source, beside)
+        except OSError:
+            shutil.copyfile(source, beside)
+    return beside.name
+
+
 def write_campaign(
     folder: Path,
     name: str,
@@ -170,7 +189,7 @@ def write_campaign(
         '  template_id: "1107161234567890123"',
         '  entity_id: "1101456789012345678"',
         "recipients:",
-        f'  source: "{source.resolve()}"',
+        f'  source: "{_inside(folder, source)}"',
         "  default_country: IN",
         "  max_invalid_ratio: 0.2",
         "sending:",

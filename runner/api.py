@@ -133,16 +133,16 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
     from runner.run import send_campaign, stored_summary
 
     campaign = _valid(checked)
-    summary = None if options.fresh else stored_summary(options.report, campaign)
     rows: CheckedRows | None = None
     try:
-        if summary is not None:  # a resume of the same bytes: trust the check its run stored
-            checked = replace(checked, summary=summary)
-        else:  # the send plans, and writes its report, from what the check pass finds
-            rows = CheckedRows.for_campaign(campaign, options.report.parent)
-            checked = check_recipients(checked, observer=rows)
-            _valid(checked)
-        observer.checked(checked, reused=summary is not None)
+        # Every send plans, and writes its report, from what this one pass reads: nothing is
+        # sent that it did not see, whatever happens to the CSV meanwhile.
+        rows = CheckedRows.for_campaign(campaign, options.report.parent)
+        checked = check_recipients(checked, observer=rows)
+        _valid(checked)
+        same = not options.fresh and stored_summary(
+            options.report, campaign, source_sha256=rows.source_sha256) is not None
+        observer.checked(checked, reused=same)
         if sandbox is not None:
             outcome = _send_to_sandbox(checked, options, rows, observer, sandbox)
         else:

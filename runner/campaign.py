@@ -20,8 +20,10 @@ from typing import Any
 
 import phonenumbers
 
+from runner.confine import outside_root
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
+    DEFAULT_MAX_PARTS,
     DEFAULT_VARIABLE_LENGTH,
     Account,
     Budget,
@@ -49,6 +51,7 @@ WINDOW_PRESETS = {
 _SECRET_WORDS = ("apikey", "password", "passwd", "secret", "token", "credential", "privatekey",
                  "accesskey", "authorization", "bearer")
 _SECRET_NAMES = {"key", "pwd", "pass", "auth"}
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # as account.api_key_env must be (the schema too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ def load_campaign(path: Path) -> LoadResult:
     diagnostics += _non_finite(data, (), doc.marks, shown)
     diagnostics += validate(data, doc.marks, shown)
     diagnostics += _value_checks(data, doc.marks, shown)
+    diagnostics += outside_root(data, path, doc.marks, shown)
     if has_errors(diagnostics):
         return LoadResult(None, sort_diagnostics(diagnostics), doc.marks)
     return LoadResult(_build(data, path), sort_diagnostics(diagnostics), doc.marks)
@@ -167,7 +171,7 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
                    shown: str) -> list[Diagnostic]:
     account = data.get("account")
     named = account.get("api_key_env") if isinstance(account, dict) else None
-    if isinstance(named, str) and named:
+    if isinstance(named, str) and _ENV_NAME.fullmatch(named):  # never echo a pasted key
         where = f"the environment variable {named} (named by account.api_key_env)"
     else:
         where = (f"the environment variable {DEFAULT_KEY_ENV} "
@@ -294,6 +298,7 @@ def _message(data: dict[str, Any]) -> MessageSpec:
         entity_id=data.get("entity_id"),
         unicode=data.get("unicode"),
         smart_encoding=bool(data.get("smart_encoding", False)),
+        max_parts=int(data.get("max_parts", DEFAULT_MAX_PARTS)),
     )
 
 

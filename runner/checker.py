@@ -22,6 +22,7 @@ from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_texts
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
+from runner.verdicts import CheckedRows
 from runner.yamlload import Marks
 from runner.zoneplan import ZoneCensus, ZoneCounts
 
@@ -160,7 +161,8 @@ def summarise_recipients(
             encodings.add(max_seg.encoding)
     else:
         cache: dict[str | None, Segments] = {}
-        for batch in plan_texts(_watched(rows, observer), campaign):
+        for batch in plan_texts(_triples(_watched(rows, observer)),
+                                campaign.effective_batch_size):
             batches += 1
             if observer is not None:
                 observer.batch(batch)
@@ -177,6 +179,8 @@ def summarise_recipients(
             if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
                 max_seg = seg
     requests = batches
+    if isinstance(observer, CheckedRows):  # the send proves it sends what this pass read
+        observer.source_sha256 = stream.source_sha256
     found = list(stream.diagnostics)
     if has_errors(found):
         return None, found
@@ -217,3 +221,9 @@ def _each_seen(rows: _Pairs, observer: PlanObserver) -> Iterator[tuple[Recipient
     for pair in rows:
         observer.recipient(pair[0])
         yield pair
+
+
+def _triples(pairs: _Pairs) -> Iterator[tuple[int, str | None, str | None]]:
+    """What the planner takes: (row, number, text), the number None for a row not sent."""
+    for r, text in pairs:
+        yield r.row, (r.phone if r.status == "ok" else None), text

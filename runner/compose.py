@@ -25,8 +25,9 @@ from runner.dlt import load_templates
 from runner.dltmatch import Matcher
 from runner.errors import Diagnostic, warning
 from runner.message import Body, Segments, count_segments, parse_body, smart_gsm
-from runner.model import Campaign
+from runner.model import DEFAULT_MAX_PARTS, Campaign
 from runner.recipients import MAX_ROW_DIAGNOSTICS, Recipient, RecipientStats, RecipientStream
+from runner.safetext import message_problem, needs_judging
 
 __all__ = ["ComposedRows", "Composer", "composed", "matcher_for", "template_matcher"]
 
@@ -60,8 +61,10 @@ class Composer:
     """Texts for rows of one campaign (see the module doc)."""
 
     def __init__(self, body: str | None, *, smart: bool = False, ucs2: bool = False,
-                 matcher: Matcher | None = None, template_id: str = "") -> None:
+                 matcher: Matcher | None = None, template_id: str = "",
+                 max_parts: int = DEFAULT_MAX_PARTS) -> None:
         self.body: Body | None = parse_body(body) if body is not None else None
+        self.max_parts = max_parts
         self.smart = smart
         self.ucs2 = ucs2
         self.matcher = matcher
@@ -72,7 +75,8 @@ class Composer:
     def for_campaign(cls, campaign: Campaign) -> Composer:
         m = campaign.message
         return cls(m.body, smart=m.smart_encoding, ucs2=m.unicode == "1",
-                   matcher=template_matcher(campaign), template_id=m.template_id or "")
+                   matcher=template_matcher(campaign), template_id=m.template_id or "",
+                   max_parts=m.max_parts)
 
     @property
     def personalised(self) -> bool:
@@ -120,6 +124,10 @@ class Composer:
         text = "".join(out)
         if self.smart and not text.isascii():
             text = smart_gsm(text)
+        if needs_judging(text, self.max_parts):  # rare: a control character, or very long
+            problem = message_problem(text, self.max_parts)
+            if problem is not None:
+                return None, problem
         matcher = self.matcher
         if matcher is not None and not matcher.matches(text):
             self.explained += 1

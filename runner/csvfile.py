@@ -10,6 +10,7 @@ come back as a ``Diagnostic`` instead of an open file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import Diagnostic, error, warning
+from runner.errors import Diagnostic, error, quote, warning
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -97,12 +98,45 @@ class OpenedCsv:
             return None
 
 
-def open_csv(path: Path, shown: str, *, what: str) -> OpenedCsv | Diagnostic:
-    """Open a CSV and read its header, or say what is wrong with the file."""
+class HashingReader(io.RawIOBase):
+    """A file read through a digest: what was read can be proved to be what was checked."""
+
+    def __init__(self, path: Path, digest: hashlib._Hash) -> None:
+        self._raw = io.FileIO(path, "r")
+        self.digest = digest
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+        return n or 0
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_csv(path: Path, shown: str, *, what: str,
+             digest: hashlib._Hash | None = None) -> OpenedCsv | Diagnostic:
+    """Open a CSV and read its header, or say what is wrong with the file; ``digest``, when
+    given, sees every byte read."""
     problem = check_bytes(path, shown, what)
     if problem is not None:
         return problem
-    f = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    if digest is None:
+        f = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    else:
+        f = io.TextIOWrapper(io.BufferedReader(HashingReader(path, digest)),
+                             encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         opened = _read_header(f, shown)
     except BaseException:
@@ -186,7 +220,7 @@ def _header_warnings(columns: tuple[str, ...], shown: str, line: int) -> Iterato
     seen: dict[str, int] = {}
     for i, name in enumerate(columns, 1):
         if name in seen:
-            yield warning(f"column '{name}' appears twice (columns {seen[name]} and {i}); "
+            yield warning(f"column {quote(name)} appears twice (columns {seen[name]} and {i}); "
                           "placeholders see the last", shown, line, i, field=name,
                           code="duplicate-column")
         else:

@@ -106,18 +106,25 @@ def resolve_account_endpoint(account: Account, path: str, env: Mapping[str, str]
 
 
 def check_base_url(url: str) -> str:
-    """A safe base URL without trailing slash; http:// only for loopback hosts."""
-    where = f"{BASE_URL_ENV}={url!r}"
+    """A safe base URL without trailing slash; http:// only for loopback hosts.
+
+    Errors show the URL without its user name, password, query and fragment (any of which may
+    hold a credential): ``masked_url``.
+    """
+    where = f"{BASE_URL_ENV}={masked_url(url)!r}"
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        _ = parts.port  # raises ValueError for a bad port
-    except ValueError as exc:
-        raise InputError(f"{where} is not a valid URL ({exc})") from None
+    except ValueError:
+        raise InputError(f"{where} is not a valid URL (a bracket left open?)") from None
+    try:
+        _ = parts.port
+    except ValueError:  # its words quote the port text, which sits next to any user info
+        raise InputError(f"{where} has a port that is not a number from 1 to 65535") from None
     if parts.scheme not in ("http", "https") or not host:
         raise InputError(f"{where} must be an http(s) URL such as https://api.in.kaleyra.io")
     if parts.username is not None or parts.password is not None:
-        raise InputError(f"{BASE_URL_ENV} must not contain a user name or password")
+        raise InputError(f"{where} must not contain a user name or password")
     if parts.query or parts.fragment:
         raise InputError(f"{where} must not have a query or fragment")
     if parts.scheme == "http" and not is_loopback(host):
@@ -126,6 +133,30 @@ def check_base_url(url: str) -> str:
             "use https:// (http is accepted only for 127.0.0.1, ::1 and localhost)"
         )
     return url.rstrip("/")
+
+
+def masked_url(url: str) -> str:
+    """``url`` as it may be shown: user info, query and fragment replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if found >= 0:
+            end = min(end, found)
+    netloc, tail = rest[:end], rest[end:]
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    path, query, fragment = tail, "", ""
+    if "#" in path:
+        path, _, fragment = path.partition("#")
+        fragment = "#***"
+    if "?" in path:
+        path, _, query = path.partition("?")
+        query = "?***"
+    shown = f"{scheme}{sep}{netloc}{path}{query}{fragment}"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def is_loopback(host: str) -> bool:

@@ -70,6 +70,18 @@ def warning(message: str, path: str, line: int | None = None, col: int | None = 
     return Diagnostic("warning", message, path, line, col, field, code)
 
 
+QUOTE_LIMIT = 40  # characters of a file's content a diagnostic may quote: one cell, cut
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """One cell of a file, as a diagnostic may show it: repr'd, and cut at ``limit`` characters.
+
+    Diagnostics end up in public CI logs (``validate --format github``): they quote at most the
+    offending cell, never a whole line of a file.
+    """
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == "error" for d in diagnostics)
 

@@ -21,7 +21,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(campaign: Campaign) -> str:
+def fingerprint(campaign: Campaign, *, source_sha256: str | None = None) -> str:
     """What the run sends and to whom, hashed: a resume is refused when it changes.
 
     Covers the message (sender, type, flash, body, template_id, entity_id, unicode), the name
@@ -29,6 +29,8 @@ def fingerprint(campaign: Campaign) -> str:
     default country, the bytes of the source CSV and of the suppression lists, in any order).
     Rate, concurrency, retries and the window are left out: changing them mid-run is fine.
     Paths are left out too, so moving the campaign folder does not orphan a run.
+    ``source_sha256`` is the digest of the source as the check pass read it (what is sent is
+    what was read then, not what the file holds now); else the file is read for it.
     """
     m, r = campaign.message, campaign.recipients
     doc = {
@@ -40,7 +42,7 @@ def fingerprint(campaign: Campaign) -> str:
         "batch_size": campaign.effective_batch_size,
         "phone_column": r.phone_column,
         "default_country": r.default_country,
-        "source": _file_digest(r.source),
+        "source": source_sha256 if source_sha256 is not None else _file_digest(r.source),
         "exclude": sorted(_file_digest(p) for p in r.exclude),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -29,6 +29,7 @@ TYPES_BY_REGION: dict[str, tuple[str, ...]] = {
 }
 MAX_BATCH = 100
 DEFAULT_VARIABLE_LENGTH = 30  # DLT: characters one {#var#} may stand for
+DEFAULT_MAX_PARTS = 10  # SMS parts one message may need unless message.max_parts says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class MessageSpec:
     entity_id: str | None = None  # DLT principal-entity ID (India)
     unicode: str | None = None  # "0" | "1" | "auto"; None lets Kaleyra decide
     smart_encoding: bool = False  # typographic quotes, dashes, ... become GSM-7 look-alikes
+    max_parts: int = DEFAULT_MAX_PARTS  # parts any one message may need (body, or a row's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ class RunObserver:
     """Hooks of ``runner.send``, called in this order; the defaults do nothing."""
 
     def checked(self, check: CampaignCheck, *, reused: bool) -> None:
-        """The campaign was checked (``reused``: a resume trusted the check its run stored,
-        without reading the recipients again). Called for valid campaigns only; an invalid one
-        raises ``CampaignInvalid`` with the same diagnostics."""
+        """The campaign was checked (``reused``: a resume whose recipients read exactly as when
+        its run started, so the check its run stored still holds). Called for valid campaigns
+        only; an invalid one raises ``CampaignInvalid`` with the same diagnostics."""
 
     def sandbox_started(self, base_url: str, *, window_ignored: bool) -> None:
         """``sandbox=True``: the in-process sandbox listens at ``base_url``

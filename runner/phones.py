@@ -23,6 +23,7 @@ from typing import Any, Final
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
+from runner.errors import quote
 from runner.phonemeta import CC_TEXT, COUNTRIES, MAX_NSN, REGIONS, UNSURE, Meta, Unsure, Verdict
 
 __all__ = ["explain", "normalise", "normalise_slow", "normaliser"]
@@ -88,10 +89,10 @@ def explain(raw: str, default_country: str | None) -> str:
     """Why ``raw`` is not a valid number, in words for a person (for invalid rows only)."""
     text = raw.strip()
     if _LETTER.search(text) and _ANY_DIGIT.search(text):
-        return f"{text!r} has letters in it: a phone number has only digits"
+        return f"{quote(text)} has letters in it: a phone number has only digits"
     if not text:
         return "no phone number"
-    shown = repr(text)
+    shown = quote(text)
     if not _ANY_DIGIT.search(text):
         return f"{shown} is not a phone number"
     region = default_country.upper() if default_country else None

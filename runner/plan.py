@@ -2,7 +2,8 @@
 
 Planning streams: a batch leaves as soon as it is full. A personalised body groups only identical
 texts, so the planner keeps one open group per distinct text; past ``max_open_groups`` the oldest
-group leaves early (smaller batches, never more memory than that bound).
+group leaves early, and so does a group that has waited ``max_wait`` rows (smaller batches, never
+more memory than those bounds).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from runner.compose import Composer, composed
 from runner.message import placeholders
 from runner.model import Campaign
 from runner.recipients import Recipient
+
+MAX_OPEN_GROUPS = 1000  # distinct texts waiting for their batch to fill
+MAX_WAIT_ROWS = 10_000  # rows a batch's first row may wait behind the stream before it leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,49 +40,61 @@ def plan_batches(
     *,
     skip: Container[int] = frozenset(),
     id_prefix: str = "b",
-    max_open_groups: int = 1000,
+    max_open_groups: int = MAX_OPEN_GROUPS,
+    max_wait: int = MAX_WAIT_ROWS,
 ) -> Iterator[Batch]:
     """Batches of the sendable rows (status ``ok``, not in ``skip``), in a deterministic order.
 
     Each batch carries the text exactly as it is sent (``runner.compose``); a row whose message
     cannot be composed is not sendable.
     """
-    pairs = composed(recipients, Composer.for_campaign(campaign))
-    return plan_texts(pairs, campaign, skip=skip, id_prefix=id_prefix,
-                      max_open_groups=max_open_groups)
+    texts = (
+        (r.row, r.phone if r.status == "ok" and r.row not in skip else None, text)
+        for r, text in composed(recipients, Composer.for_campaign(campaign))
+    )
+    return plan_texts(texts, campaign.effective_batch_size, id_prefix=id_prefix,
+                      max_open_groups=max_open_groups, max_wait=max_wait)
 
 
 def plan_texts(
-    pairs: Iterable[tuple[Recipient, str | None]],
-    campaign: Campaign,
+    rows: Iterable[tuple[int, str | None, str | None]],
+    size: int,
     *,
-    skip: Container[int] = frozenset(),
     id_prefix: str = "b",
-    max_open_groups: int = 1000,
+    max_open_groups: int = MAX_OPEN_GROUPS,
+    max_wait: int = MAX_WAIT_ROWS,
 ) -> Iterator[Batch]:
-    """``plan_batches`` for rows whose texts are composed already (``runner.compose``)."""
-    size = campaign.effective_batch_size
-    groups: dict[str | None, list[Recipient]] = {}
+    """Batches of (row, number, text), fed in row order: at most ``size`` rows of one text.
+
+    A row whose number is None is not sent: it only tells the planner how far the stream is.
+    A group leaves when it is full; past ``max_open_groups`` the oldest leaves early; and a group
+    whose first row is ``max_wait`` rows behind the stream leaves too, so that whoever
+    follows the batches in row order (the dry run's report) holds at most that many rows,
+    whatever the texts (one rare text among a million rows included).
+    """
+    groups: dict[str | None, tuple[list[int], list[str]]] = {}
     seq = 0
 
-    def emit(text: str | None, members: list[Recipient]) -> Batch:
+    def emit(text: str | None) -> Batch:
         nonlocal seq
         seq += 1
-        return Batch(f"{id_prefix}{seq:06d}", text, tuple(r.row for r in members),
-                     tuple(r.phone or "" for r in members))
+        rows_of, numbers = groups.pop(text)
+        return Batch(f"{id_prefix}{seq:06d}", text, tuple(rows_of), tuple(numbers))
 
-    for recipient, text in pairs:
-        if recipient.status != "ok" or recipient.row in skip:
+    for row, number, text in rows:
+        # Groups open in stream order, so the oldest is the dict's first.
+        while groups and row - groups[oldest := next(iter(groups))][0][0] >= max_wait:
+            yield emit(oldest)
+        if number is None:
             continue
         group = groups.get(text)
         if group is None:
             if len(groups) >= max_open_groups:
-                oldest = next(iter(groups))
-                yield emit(oldest, groups.pop(oldest))
-            group = groups[text] = []
-        group.append(recipient)
-        if len(group) >= size:
-            del groups[text]
-            yield emit(text, group)
-    for text, group in groups.items():
-        yield emit(text, group)
+                yield emit(next(iter(groups)))
+            group = groups[text] = ([], [])
+        group[0].append(row)
+        group[1].append(number)
+        if len(group[0]) >= size:
+            yield emit(text)
+    while groups:
+        yield emit(next(iter(groups)))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from runner.csvfile import (
     record_problem,
 )
 from runner.dedup import GOLDEN, FirstRows
-from runner.errors import Diagnostic, display_path, error, warning
+from runner.errors import Diagnostic, display_path, error, quote, warning
 from runner.model import RecipientsSpec
 from runner.phones import explain, normaliser
 from runner.suppression import Suppression, load_suppression
@@ -190,6 +191,8 @@ class RecipientStream:
         self._counts = [0, 0, 0, 0]  # ok, invalid, duplicate, suppressed
         self._first_invalid: list[int] = []
         self._long_records = 0
+        # SHA-256 of the source's bytes as this pass read them, once it has read them all.
+        self.source_sha256: str | None = None
 
     @property
     def stats(self) -> RecipientStats:
@@ -208,7 +211,9 @@ class RecipientStream:
         self._first_invalid = []
         self._long_records = 0
         spec, shown = self.spec, self.source_display
-        opened = open_csv(spec.source, shown, what="recipients file")
+        self.source_sha256 = None
+        digest = hashlib.sha256()
+        opened = open_csv(spec.source, shown, what="recipients file", digest=digest)
         if isinstance(opened, Diagnostic):
             self.diagnostics.append(opened)
             return
@@ -221,6 +226,7 @@ class RecipientStream:
             if suppression is None:
                 return
             yield from self._rows(opened, suppression)
+            self.source_sha256 = digest.hexdigest()
         if sum(self._counts) == 0:
             self.diagnostics.append(error(f"{shown} has no data rows", shown, 1,
                                           field="recipients.source", code="csv-no-rows"))
@@ -349,11 +355,13 @@ def _expected_numbers(opened: OpenedCsv, rows: int, distinct: int) -> int:
 
 
 def _no_phone_column(name: str, columns: tuple[str, ...], shown: str) -> Diagnostic:
-    listing = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
     near = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1)
     hint = ""
     if near:
         actual = next(c for c in columns if c.lower() == near[0])
-        hint = f" (did you mean '{actual}'?)"
-    return error(f"{shown} has no column '{name}'{hint}; its columns are {listing}", shown, 1,
+        hint = f" (did you mean {quote(actual)}?)"
+    # Never the header itself: the file may not be a CSV at all (diagnostics quote one cell).
+    count = f"{len(columns)} column" + ("s" if len(columns) != 1 else "")
+    return error(f"{shown} has no column {quote(name)}{hint} among its {count}; name the one "
+                 "holding the numbers with recipients.phone_column", shown, 1,
                  field="recipients.phone_column", code="no-phone-column")

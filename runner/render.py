@@ -133,7 +133,7 @@ class ConsoleObserver(ProgressObserver):
             return
         if reused:
             self._say("resuming: the recipients were checked when this run started and have "
-                      "not changed; not reading them again")
+                      "not changed since")
         for d in check.diagnostics:
             self._say(d.format_text())
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from runner import recipients
 from runner.compose import Composer
-from runner.errors import Diagnostic, display_path, error, warning
-from runner.message import TemplateError, placeholders
+from runner.errors import Diagnostic, display_path, error, quote, warning
+from runner.message import TemplateError, parse_body, placeholders
 from runner.message_rules import message_rules
 from runner.model import TYPES_BY_REGION, Campaign
+from runner.safetext import parts_problem, unsafe_character
 from runner.yamlload import KeyPath, Marks, dotted
 
 _BODY: KeyPath = ("message", "body")
@@ -67,6 +68,7 @@ def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
     columns = _files(campaign, found)
     _body(campaign, columns, found)
     found.items.extend(message_rules(campaign, marks))  # DLT template, UCS-2 characters
+    _safe_body(campaign, found)
     _india(campaign, found)
     return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
                                               d.col or 0))
@@ -124,8 +126,8 @@ def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
     if spec.phone_column not in columns:
         given: KeyPath = ("recipients", "phone_column")
         hint = "" if given in found.marks else "; name it with recipients.phone_column"
-        found.error(f"{display_path(spec.source)} has no column '{spec.phone_column}' "
-                    f"(columns: {_listing(columns)}){hint}",
+        found.error(f"{display_path(spec.source)} has no column {quote(spec.phone_column)} "
+                    f"({_columns_hint(spec.phone_column, columns)}){hint}",
                     given if given in found.marks else source, code="no-phone-column")
     return columns
 
@@ -136,9 +138,16 @@ def _missing(what: str, path: Path) -> str:
     return f"{what} not found: {display_path(path)}"
 
 
-def _listing(columns: Sequence[str]) -> str:
-    shown = ", ".join(columns[:12])
-    return shown + (", ..." if len(columns) > 12 else "")
+def _columns_hint(name: str, columns: Sequence[str]) -> str:
+    """The column nearest ``name``, else how many there are: never the header line itself (the
+    file may be something else than a CSV; diagnostics quote at most one cell)."""
+    near = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+    if not near:
+        lowered = {c.lower(): c for c in columns}
+        near = [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=1)]
+    if near:
+        return f"did you mean {quote(near[0])}?"
+    return f"it has {len(columns)} column" + ("s" if len(columns) != 1 else "")
 
 
 def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) -> None:
@@ -168,12 +177,35 @@ def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) ->
                       "not arrive as written", ("message", "unicode"), code="unicode-off")
 
 
+def _safe_body(campaign: Campaign, found: _Found) -> None:
+    """Control characters, lone surrogates and too many parts (``runner.safetext``)."""
+    body = campaign.message.body
+    if body is None:
+        return
+    bad = unsafe_character(body)
+    if bad is not None:
+        found.in_body("error", f"body holds {bad[1]}: it cannot be sent (write a newline as a "
+                      "line break, not \\r)" if body[bad[0]] == "\r" else
+                      f"body holds {bad[1]}: it cannot be sent", bad[0], code="unsafe-character")
+    try:
+        # The fixed text alone (placeholders empty): what every row's message needs at least.
+        fixed = "".join(parse_body(body).literals)
+    except TemplateError:
+        return  # _body said why
+    too_long = parts_problem(fixed, campaign.message.max_parts)
+    if too_long is not None:
+        where: KeyPath = ("message", "max_parts")
+        found.error(f"body {too_long}" + ("" if where in found.marks else
+                                          " (the default; raise it if that is meant)"), _BODY,
+                    code="too-many-parts")
+
+
 def _not_a_column(name: str, columns: Sequence[str], campaign: Campaign) -> str:
     text = f"placeholder {{{name}}} is not a column of {display_path(campaign.recipients.source)}"
     near = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
     if near:
-        return text + f" (did you mean {{{near[0]}}}?)"
-    return text + f" (columns: {_listing(columns)})"
+        return text + f" (did you mean {{{near[0][:40]}}}?)"
+    return text + f" ({_columns_hint(name, columns)})"
 
 
 def _placeholder_offset(body: str, name: str) -> int:

@@ -1,15 +1,18 @@
 """Running a campaign: the real send with resume, and the report that follows it.
 
 The caller (the CLI) has already checked the campaign, and kept what the check found
-(``runner.verdicts.CheckedRows``). The send plans from those verdicts (a body with placeholders
-reads the CSV again for its other columns), the journal remembers every answer, and the report
-merges the verdicts with the journal, both in source-row order. A resume that trusts the check
-made when the run started has no verdicts: its report merges a new read of the CSV instead.
+(``runner.verdicts.CheckedRows``): the verdicts, and for a body with placeholders the batches it
+planned. The send sends those and nothing else (a caller without verdicts gets one pass made
+before anything is sent), the journal remembers every answer, and the report merges the verdicts
+with the journal, both in source-row order: the CSV is never read twice, so a CSV that grows or
+changes during a run changes neither what is sent nor the report. The journal's fingerprint
+covers the CSV's bytes as that pass read them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import time
@@ -23,11 +26,11 @@ from typing import Any, cast
 import aiohttp
 
 from runner.answers import Outcome
-from runner.checker import PlanSummary
+from runner.checker import PlanSummary, summarise_recipients
 from runner.compose import Composer, composed
 from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import JournalError, RunInterrupted, display_path
+from runner.errors import CampaignInvalid, JournalError, RunInterrupted, display_path, has_errors
 from runner.fingerprint import fingerprint
 from runner.journal import (
     IN_FLIGHT_CODE,
@@ -42,7 +45,7 @@ from runner.kaleyra import build_payload, connector, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
-from runner.plan import Batch, is_personalised, plan_batches
+from runner.plan import Batch, is_personalised
 from runner.preview import Preview
 from runner.recipients import open_recipients
 from runner.report import (
@@ -51,7 +54,6 @@ from runner.report import (
     ReportRow,
     ReportStatus,
     ReportWriter,
-    write_report,
 )
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
@@ -105,6 +107,7 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
             yield ReportRow(recipient.row, phone, "pending", extra=parts)
 
 
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
@@ -186,7 +189,9 @@ def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
         "name": campaign.name,
         "region": campaign.account.region,
         "sid": campaign.account.sid,
-        "api_key_env": campaign.account.api_key_env,
+        # A variable's name only: a key pasted there (a Campaign built by hand) is not kept.
+        "api_key_env": key_env if _ENV_NAME.fullmatch(key_env := campaign.account.api_key_env)
+        else None,
         "requests_per_second": campaign.sending.requests_per_second,
         "concurrency": campaign.sending.concurrency,
         "max_attempts": campaign.sending.max_attempts,
@@ -194,11 +199,12 @@ def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
     }
 
 
-def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
+def stored_summary(report: Path, campaign: Campaign, *, source_sha256: str | None = None
+                   ) -> PlanSummary | None:
     """The recipient summary a run of this very campaign stored when it started, if any.
 
-    The journal's fingerprint covers the bytes of the CSV and suppression lists, so a match
-    means the check made then still holds: a resume need not read a million rows again.
+    The journal's fingerprint covers the bytes of the CSV (``source_sha256``: as a check pass
+    read them) and suppression lists, so a match means the check made then still holds.
     """
     journal = journal_path(report)
     if not journal.exists():
@@ -207,7 +213,7 @@ def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
         meta = read_meta(journal)
     except JournalError:
         return None  # opening it for the send says what is wrong
-    if meta.fingerprint != fingerprint(campaign):
+    if meta.fingerprint != fingerprint(campaign, source_sha256=source_sha256):
         return None
     summary = PlanSummary.from_json(meta.settings.get("summary"))
     if summary is not None and summary.invalid > campaign.recipients.max_invalid_ratio * (
@@ -255,9 +261,15 @@ def send_campaign(
     A window in the recipient's zone sends the rows whose zone is open (``runner.zonerun``).
     """
     observer = observer if observer is not None else RunObserver()
+    if checked is None:  # nothing is sent that a pass made before sending did not read
+        with read_checked(campaign, options.report.parent) as rows:
+            return send_campaign(campaign, endpoint, options, to_send=to_send, summary=summary,
+                                 checked=rows, now=now, observer=observer, sleep=sleep)
     window = None if options.ignore_window else campaign.sending.window
     started = time.monotonic()
-    journal = Journal.open(journal_path(options.report), fingerprint(campaign),
+    # The fingerprint covers the CSV's bytes as the check pass read them: what is sent.
+    journal = Journal.open(journal_path(options.report),
+                           fingerprint(campaign, source_sha256=checked.source_sha256),
                            fresh=options.fresh,
                            settings=journal_settings(campaign, summary, options.destination))
     try:
@@ -304,15 +316,27 @@ def send_campaign(
 
 
 def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
-                          checked: CheckedRows | None) -> Counter[str]:
+                          checked: CheckedRows) -> Counter[str]:
     journal.flush()
-    if checked is not None:
-        composer = Composer.for_campaign(campaign)
-        fixed = composer.fixed_text if not composer.personalised else None
-        parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
-        return write_checked_report(report, checked, journal, parts)
-    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()),
-                        SENT_COLUMNS)
+    composer = Composer.for_campaign(campaign)
+    fixed = composer.fixed_text if not composer.personalised else None
+    parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
+    return write_checked_report(report, checked, journal, parts)
+
+
+@contextlib.contextmanager
+def read_checked(campaign: Campaign, folder: Path) -> Iterator[CheckedRows]:
+    """The check pass's verdicts for a caller that has none: one read of the CSV, before
+    anything is sent (an invalid campaign is an InputError)."""
+    rows = CheckedRows.for_campaign(campaign, folder)
+    try:
+        summary, found = summarise_recipients(campaign, observer=rows)
+        if summary is None or has_errors(found):
+            raise CampaignInvalid(f"{display_path(campaign.path)}: invalid campaign, nothing "
+                                  "sent", found)
+        yield rows
+    finally:
+        rows.close()
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
@@ -359,7 +383,7 @@ async def _wait_then_send(
     endpoint: Endpoint,
     journal: Journal,
     skip: set[int],
-    checked: CheckedRows | None,
+    checked: CheckedRows,
     *,
     to_send: int,
     window: Window | None,
@@ -403,15 +427,15 @@ async def _wait_then_send(
                                         id_prefix=prefix, observer=observer)
             finally:
                 observer.sending_done()
+        # Only what the check pass read is sent: its verdicts, and for personalised texts the
+        # batches it planned (never a second read of a CSV that may have changed since).
         batches: Iterable[Batch]
-        if checked is not None and not is_personalised(campaign):
-            batches = checked.batches(size=campaign.effective_batch_size,  # the text as sent
+        if is_personalised(campaign):
+            batches = checked.planned_batches(skip=skip, id_prefix=prefix)
+        else:  # the text as sent
+            batches = checked.batches(size=campaign.effective_batch_size,
                                       body=Composer.for_campaign(campaign).fixed_text, skip=skip,
                                       id_prefix=prefix)
-        else:  # placeholders need the other columns: read the CSV again
-            batches = plan_batches(
-                open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),
-                campaign, skip=skip, id_prefix=prefix)
         closing = None
         if state.closes_at is not None:
             delay = max(0.0, (state.closes_at - now()).total_seconds())

@@ -23,7 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
-from runner.errors import Diagnostic, error
+from runner.errors import Diagnostic, error, quote
 from runner.yamlload import KeyPath, Marks, dotted
 
 SCHEMA_RESOURCE = "campaign.schema.json"
@@ -32,8 +32,8 @@ SCHEMA_RESOURCE = "campaign.schema.json"
 _PATTERN_WORDS: dict[str, str] = {
     "name": "may only contain letters, digits, _ and -",
     "sid": "may only contain letters, digits, _ and - (up to 64)",
-    "api_key_env": "must be the name of an environment variable (letters, digits and _), "
-                   "not the key itself",
+    "api_key_env": "must be the name of an environment variable (capital letters, digits and "
+                   "_, such as KALEYRA_API_KEY), not the key itself",
     "sender": "must be up to 11 letters and digits, or a number of up to 15 digits",
     "template_id": "must be 12 to 30 digits",
     "entity_id": "must be digits only",
@@ -48,6 +48,8 @@ _ALTERNATIVES: dict[KeyPath, str] = {
                           "or a mapping with start, end and timezone",
     ("recipients", "exclude"): "exclude must be a file name or a list of file names",
 }
+# Values never quoted back: a key pasted where a variable's name belongs must not reach a log.
+_NEVER_ECHO = {"api_key_env"}
 # Limits worth a reason.
 _LIMIT_REASONS: dict[str, str] = {"batch_size": "the API's limit of"}
 _TYPE_WORDS: dict[str, str] = {
@@ -248,7 +250,7 @@ def _unknown(err: ValidationError) -> Iterator[tuple[str, str | None]]:
 def _unknown_keys(err: ValidationError, key_path: KeyPath, marks: Marks,
                   path: str) -> Iterator[Diagnostic]:
     for key, near in _unknown(err):
-        message = f"unknown key '{key}' {_where(key_path)}"
+        message = f"unknown key {quote(key)} {_where(key_path)}"
         if near is not None:
             message += f" (did you mean '{near}'?)"
         else:
@@ -275,6 +277,8 @@ def _fitting_branch(err: ValidationError) -> list[ValidationError] | None:
 
 def _words(err: ValidationError, key_path: KeyPath) -> str:
     name = _name(key_path)
+    if name in _NEVER_ECHO:
+        return f"{name} {_PATTERN_WORDS[name]} (the value is not shown)"
     value = err.instance
     limit = err.validator_value
     match str(err.validator):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from runner.csvfile import SURROGATE, check_bytes, clean_cell, sniff_delimiter
-from runner.errors import Diagnostic, error, warning
+from runner.errors import Diagnostic, error, quote, warning
 from runner.model import RecipientsSpec
 from runner.phones import explain, normalise
 
@@ -75,10 +75,10 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
                                          "(entry ignored)", shown, line,
                                          code="suppression-entry"))
         except _NoPhoneColumn as exc:
-            return [error(f"suppression list {shown} has no column {spec.phone_column!r} or "
-                          f"'phone' (columns: {exc}): name its number column so, or give one "
-                          "number a line with no header", shown, 1,
-                          code="no-phone-column")]
+            return [error(f"suppression list {shown} has no column "
+                          f"{_wanted(spec.phone_column)} (it has {len(exc.names)} columns): "
+                          "name its number column so, or give one number a line with no "
+                          "header", shown, 1, code="no-phone-column")]
     if bad and not good:
         # Nothing usable at all: more likely the wrong file or format than a list of typos.
         return [error(f"suppression list {shown}: none of its {bad:,} entries is a valid "
@@ -88,6 +88,10 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
         found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown,
                              code="suppression-entry"))
     return found
+
+
+def _wanted(column: str) -> str:
+    return "'phone'" if column.lower() == "phone" else f"{quote(column)} or 'phone'"
 
 
 class _NoPhoneColumn(Exception):

@@ -12,6 +12,7 @@ pass keep what comes after it needs:
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from array import array
 from bisect import bisect_left
@@ -181,6 +182,8 @@ class CheckedRows:
             raise _spill_error(exc, folder) from None
         self._format = LineFormatter(SENT_COLUMNS)
         self.unsent_counts: Counter[str] = Counter()
+        self._planned: IO[bytes] | None = None  # personalised: the batches the check planned
+        self.source_sha256: str | None = None  # the source's bytes as the check read them
 
     @classmethod
     def for_campaign(cls, campaign: Campaign, folder: Path | None) -> CheckedRows:
@@ -206,7 +209,10 @@ class CheckedRows:
             self.recipient(r)
 
     def batch(self, batch: Batch) -> None:
-        """A planned batch (personalised texts): its rows' parts, for the report."""
+        """A batch the check planned (personalised texts): its rows' parts, for the report,
+        and the batch itself kept for the send, which sends these, never what a second read
+        of the CSV would find. One line a batch, in a file beside the report: memory holds one
+        batch whatever the texts."""
         rows, parts = self._rows, self._parts
         if len(parts) < len(rows):
             parts.frombytes(bytes(parts.itemsize * (len(rows) - len(parts))))
@@ -215,6 +221,14 @@ class CheckedRows:
             at = bisect_left(rows, row)
             if at < len(rows) and rows[at] == row:
                 parts[at] = n
+        record = json.dumps([batch.body, batch.rows, [int(n[1:]) for n in batch.numbers]],
+                            separators=(",", ":")).encode() + b"\n"
+        try:
+            if self._planned is None:
+                self._planned = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115
+            self._planned.write(record)
+        except OSError as exc:
+            raise _spill_error(exc, self._folder, _PLANNED) from None
 
     def sendable_parts(self, fixed: int) -> Iterator[int]:
         """The parts of each sendable row, in row order: as planned, else ``fixed``."""
@@ -222,6 +236,24 @@ class CheckedRows:
         known = len(parts)
         for index in range(len(self._rows)):
             yield (parts[index] or fixed) if index < known else fixed
+
+    def planned_batches(self, *, skip: Container[int], id_prefix: str) -> Iterator[Batch]:
+        """The batches the check planned, in its order, without the rows in ``skip``."""
+        if self._planned is None:
+            return
+        seq = 0
+        try:
+            self._planned.flush()
+            self._planned.seek(0)
+            for line in self._planned:
+                body, rows, numbers = json.loads(line)
+                kept = [(row, n) for row, n in zip(rows, numbers, strict=True) if row not in skip]
+                if kept:
+                    seq += 1
+                    yield Batch(f"{id_prefix}{seq:06d}", body, tuple(r for r, _ in kept),
+                                tuple(f"+{n}" for _, n in kept))
+        except OSError as exc:
+            raise _spill_error(exc, self._folder, _PLANNED) from None
 
     def batches(self, *, size: int, body: str | None, skip: Container[int],
                 id_prefix: str) -> Iterator[Batch]:
@@ -261,10 +293,16 @@ class CheckedRows:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a temporary file: the system removes it regardless
             self._spill.close()
+            if self._planned is not None:
+                self._planned.close()
 
 
-def _spill_error(exc: OSError, folder: Path | None) -> InputError:
+_SKIPPED = "the skipped rows' report lines"
+_PLANNED = "the batches the check planned"
+
+
+def _spill_error(exc: OSError, folder: Path | None, what: str = _SKIPPED) -> InputError:
     where = display_path(folder) if folder is not None else tempfile.gettempdir()
-    return InputError(f"cannot keep the skipped rows' report lines in a temporary file in "
+    return InputError(f"cannot keep {what} in a temporary file in "
                       f"{where}: {exc.strerror or exc}; free some room there (the journal keeps "
                       "what was sent, so a rerun resumes)")

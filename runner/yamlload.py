@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runner.errors import Diagnostic, error
+from runner.errors import Diagnostic, error, quote
 
 KeyPath: TypeAlias = tuple[str | int, ...]
 Position: TypeAlias = tuple[int, int]  # 1-based line, column
@@ -159,7 +159,7 @@ class _Builder:
             child = (*key_path, key)
             if key in first_seen:
                 line, col = first_seen[key]
-                self.fail(f"duplicate key '{key}' {_where(key_path)} (first at line {line}, "
+                self.fail(f"duplicate key {quote(key)} {_where(key_path)} (first at line {line}, "
                           f"column {col})", key_pos, child, "duplicate-key")
                 continue
             first_seen[key] = key_pos
@@ -179,7 +179,7 @@ class _Builder:
         try:
             value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError):
-            self.fail(f"cannot read '{node.value}' as {node.tag.removeprefix(_TAG)}",
+            self.fail(f"cannot read {quote(str(node.value))} as {node.tag.removeprefix(_TAG)}",
                       _pos(node.start_mark), key_path, "yaml-value")
             return None
         if node.style is None and node.tag not in (_TAG + "str", _TAG + "null"):

@@ -81,6 +81,7 @@ def test_diwali_example_is_an_indian_flash_mkt_campaign_inside_trai_hours() -> N
 # --- the model -----------------------------------------------------------------------------------
 
 def test_paths_are_resolved_against_the_campaign_folder(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # the git work tree is the campaign's root: .. may stay in it
     sub = tmp_path / "sub"
     sub.mkdir()
     text = BASE.replace("  source: data/r.csv", "  source: data/r.csv\n  exclude: out.csv")

@@ -4,7 +4,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from runner.model import Account, Campaign, MessageSpec, RecipientsSpec, SendingSpec
-from runner.plan import plan_batches
+from runner.plan import plan_batches, plan_texts
 from runner.recipients import Recipient
 
 
@@ -72,3 +72,14 @@ def test_open_groups_are_bounded_so_memory_is_too() -> None:
 def test_template_only_campaigns_send_no_body() -> None:
     planned = list(plan_batches(rows(2), campaign(None, template_id="1107161234567890123")))
     assert [b.body for b in planned] == [None]
+
+
+def test_a_rare_text_leaves_once_its_first_row_is_max_wait_rows_behind() -> None:
+    common = [(row, f"+9198{row:08d}", "common") for row in range(3, 40)]
+    ticks = [(row, None, None) for row in range(40, 60)]  # rows not sent still move the stream
+    planned = list(plan_texts([(2, "+919800000000", "rare"), *common, *ticks], 10,
+                              max_wait=50))
+    rare = next(b for b in planned if b.body == "rare")
+    assert rare.rows == (2,)
+    assert planned.index(rare) == 3  # after the common batches of rows 3-32, before the rest
+    assert [len(b.rows) for b in planned] == [10, 10, 10, 1, 7]

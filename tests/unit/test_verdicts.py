@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.checker import _each_seen, check_campaign
+from runner.checker import _each_seen, _triples, check_campaign
 from runner.compose import Composer, composed
 from runner.journal import Journal, RowOutcome
 from runner.plan import plan_batches, plan_texts
@@ -64,7 +64,8 @@ def dry_run_report(path: Path, report: Path, *, batch_size: int | None,
         assert campaign is not None
         stream = open_recipients(campaign.recipients, with_fields=False)
         pairs = composed(stream, Composer.for_campaign(campaign))
-        for batch in plan_texts(_each_seen(pairs, observer), campaign):
+        for batch in plan_texts(_triples(_each_seen(pairs, observer)),
+                                campaign.effective_batch_size):
             observer.batch(batch)
     observer.commit()
     return report.read_bytes()
