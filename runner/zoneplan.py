@@ -33,20 +33,19 @@ if TYPE_CHECKING:
 Row = tuple[int, str, str | None]  # source row, number in E.164 without '+', its text
 
 
-def zone_rows(campaign: Campaign, checked: CheckedRows | None) -> Iterator[Row]:
-    """(row, number without '+', text) of each sendable row, from the check pass's verdicts
-    when the body has no placeholders, else from a new read of the CSV."""
-    from runner.message import render
+def zone_rows(campaign: Campaign, checked: CheckedRows) -> Iterator[Row]:
+    """(row, number without '+', text) of each sendable row, from the check pass's verdicts:
+    its sendable rows for a body without placeholders, else the batches it planned (never a
+    second read of a CSV that may have changed since)."""
+    from runner.compose import Composer
     from runner.plan import is_personalised
-    from runner.recipients import open_recipients
 
-    body = campaign.message.body
-    personalised = is_personalised(campaign)
-    if checked is not None and not personalised:
-        return ((row, str(number), body) for row, number in checked.sendable_pairs())
-    stream = open_recipients(campaign.recipients, with_fields=personalised)
-    return ((r.row, r.phone[1:], render(body, r.fields) if personalised and body else body)
-            for r in stream if r.status == "ok" and r.phone)
+    if not is_personalised(campaign):
+        text = Composer.for_campaign(campaign).fixed_text  # the text as sent
+        return ((row, str(number), text) for row, number in checked.sendable_pairs())
+    return ((row, number[1:], batch.body)
+            for batch in checked.planned_batches(skip=(), id_prefix="")
+            for row, number in zip(batch.rows, batch.numbers, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
