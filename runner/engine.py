@@ -17,6 +17,7 @@ A stop (signal, send window closing) lets the batches in flight finish and takes
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -32,7 +33,9 @@ from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.journal import Journal, JournalRow
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
+from runner.pacing import STOP, Pacing
 from runner.plan import Batch
+from runner.refusals import AccountWatch
 
 log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
@@ -110,6 +113,8 @@ class Engine:
         sleep: Sleep = asyncio.sleep,
         wall_clock: Callable[[], str] = _now_iso,
         on_progress: Callable[[EngineStats], None] | None = None,
+        pacing: Pacing | None = None,
+        watch: AccountWatch | None = None,
     ) -> None:
         self._send = send
         self._journal = journal
@@ -121,6 +126,8 @@ class Engine:
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._on_progress = on_progress
+        self.pacing = pacing  # costs, caps, expiry and the adaptive rate (runner.pacing)
+        self.watch = watch  # account refusals stop the run (runner.refusals)
         self.stop_event = asyncio.Event()
         self.stats = EngineStats()
 
@@ -163,7 +170,7 @@ class Engine:
 
         async def attempt() -> Outcome | None:
             nonlocal attempts, began, last
-            if not await self._acquire() or self.stop_event.is_set():
+            if not await self._acquire(batch, first=not began) or self.stop_event.is_set():
                 # Stopped before this attempt left: nothing goes out after a stop. A batch never
                 # sent stays pending; one waiting to retry keeps its last answer.
                 return last
@@ -184,6 +191,8 @@ class Engine:
                          len(batch.rows), attempts, _answer(outcome), self._clock() - sent_at)
             if isinstance(outcome, Transient) and outcome.retry_after:
                 self._limiter.pause_until(self._clock() + outcome.retry_after)
+            if self.pacing is not None:
+                self.pacing.answered(outcome)
             return outcome
 
         outcome = await attempt()
@@ -205,23 +214,52 @@ class Engine:
             )
             outcome = await retrying(replay_then_attempt)
         self.stats.batches += 1
+        if self.pacing is not None and began:
+            self.pacing.settled(batch, outcome if not self.stop_event.is_set()
+                                or not isinstance(outcome, Transient) else None)
         if outcome is None or (isinstance(outcome, Transient) and self.stop_event.is_set()):
             if began:  # stopped between attempts: every answer so far proved nothing was sent
                 self._journal.release_batch(batch.id)
             return
         outcomes = self._row_outcomes(batch, outcome, attempts)
+        outcomes = self._account_check(outcome, outcomes)
         self._journal.finish_rows(outcomes)
         for status, n in Counter(row[2] for row in outcomes).items():
             self.stats.count(status, n)
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
-    async def _acquire(self) -> bool:
-        """A slot from the rate limiter, unless a stop comes first (then False)."""
-        if self._limiter.delay() == 0.0 and not self.stop_event.is_set():
-            await self._limiter.acquire()  # the common case: no wait, no extra tasks
-            return True
-        return await self._unless_stopped(self._limiter.acquire)
+    async def _acquire(self, batch: Batch, *, first: bool = True) -> bool:
+        """A slot from the rate limiter, unless a stop comes first (then False); then the
+        pacing's gate: expiry or a cap may stop the run (False), a cap with --wait waits."""
+        costs = self.pacing.costs(batch) if self.pacing is not None else ()
+        while True:
+            if self._limiter.delay(costs) == 0.0 and not self.stop_event.is_set():
+                await self._limiter.acquire(costs)  # the common case: no wait, no extra tasks
+            elif not await self._unless_stopped(lambda: self._limiter.acquire(costs)):
+                return False
+            gate = self.pacing.gate(batch, first=first) if self.pacing is not None else None
+            if gate is None:
+                return True
+            if gate == STOP:
+                self.stop()
+                return False
+            if not await self._unless_stopped(functools.partial(self._sleep, gate)):
+                return False
+
+    def _account_check(self, outcome: Outcome, rows: list[JournalRow]) -> list[JournalRow]:
+        """Rows as recorded; an account refusal turns them (and a streak's) ``refused``, and
+        stops the run: no new batch, those in flight finish."""
+        if self.watch is None:
+            return rows
+        refused = self.watch.settle(outcome, rows)
+        if refused is None:
+            return rows
+        if self.watch.refusal is not None:
+            self.stop()
+        if len(refused) > len(rows):  # the streak's earlier batches were counted failed
+            self.stats.count("failed", len(rows) - len(refused))
+        return refused
 
     async def _pause(self, seconds: float) -> None:
         """The wait between attempts (backoff, Retry-After), cut short by a stop."""

@@ -1,5 +1,8 @@
 """Recipient rows -> batches: at most ``batch_size`` numbers, one rendered body each, OTP alone.
 
+A personalised text longer than the body's estimate gets smaller batches of its own, so that no
+request carries more parts than ``parts_per_second`` allows.
+
 Planning streams: a batch leaves as soon as it is full. A personalised body groups only identical
 texts, so the planner keeps one open group per distinct text; past ``max_open_groups`` the oldest
 group leaves early (smaller batches, never more memory than that bound).
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
-from runner.message import placeholders, render
+from runner.message import count_segments, placeholders, render
 from runner.model import Campaign
 from runner.recipients import Recipient
 
@@ -42,6 +45,8 @@ def plan_batches(
     body = campaign.message.body
     personalised = is_personalised(campaign)
     groups: dict[str | None, list[Recipient]] = {}
+    sizes: dict[str | None, int] = {}  # a text's own batch size, under parts_per_second
+    parts_per_second = campaign.sending.parts_per_second
     seq = 0
 
     def emit(text: str | None, members: list[Recipient]) -> Batch:
@@ -60,9 +65,13 @@ def plan_batches(
                 oldest = next(iter(groups))
                 yield emit(oldest, groups.pop(oldest))
             group = groups[text] = []
+            if personalised and parts_per_second is not None:
+                parts = count_segments(text).parts if text else 1
+                sizes[text] = max(1, min(size, int(parts_per_second) // parts))
         group.append(recipient)
-        if len(group) >= size:
+        if len(group) >= sizes.get(text, size):
             del groups[text]
+            sizes.pop(text, None)
             yield emit(text, group)
     for text, group in groups.items():
         yield emit(text, group)

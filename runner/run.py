@@ -38,11 +38,13 @@ from runner.journal import (
     read_meta,
 )
 from runner.kaleyra import build_payload, post_sms
-from runner.limiter import RateLimiter, limits
+from runner.limiter import RateLimiter
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
+from runner.pacing import Pacing, provider_limiter
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.recipients import open_recipients
+from runner.refusals import AccountWatch
 from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
@@ -66,9 +68,13 @@ class SendOptions:
 # --- the report --------------------------------------------------------------------------------
 
 
-def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
-    """One report row per source row, in source order: the stream merged with the journal."""
+def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome], *,
+                unsent: tuple[str, str] = ("pending", "")) -> Iterator[ReportRow]:
+    """One report row per source row, in source order: the stream merged with the journal.
+    ``unsent``: (status, error) of the rows not sent (``expired`` past sending.expires; the
+    reason the account refused the run)."""
     upcoming = next(outcomes, None)
+    unsent_status = cast(ReportStatus, unsent[0])
     for recipient in open_recipients(campaign.recipients, with_fields=False):
         while upcoming is not None and upcoming.row < recipient.row:
             upcoming = next(outcomes, None)
@@ -82,18 +88,20 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
                                 error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
                                 attempts=o.attempts, sent_at=o.sent_at)
             else:
-                yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
+                status = unsent_status if o.status == "refused" else o.status
+                yield ReportRow(recipient.row, phone, status, message_id=o.message_id,
                                 batch_id=o.batch_id, error_code=o.error_code, error=o.error,
                                 attempts=o.attempts, sent_at=o.sent_at)
         else:
-            yield ReportRow(recipient.row, phone, "pending")
+            yield ReportRow(recipient.row, phone, unsent_status, error=unsent[1])
 
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
 def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
-                        lines: LineFormatter) -> Iterator[tuple[str, str]]:
+                        lines: LineFormatter, not_sent: tuple[str, str] = ("pending", "")
+                        ) -> Iterator[tuple[str, str]]:
     """(line, status) for each source row, in source order: the check pass's verdicts merged
     with the journal, formatted as ReportWriter would (the common ``sent`` line directly)."""
     unsent = checked.unsent_lines()
@@ -107,9 +115,11 @@ def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
             upcoming = next(outcomes, None)
         phone = f"+{number}"
         if upcoming is None or upcoming[0] != row:
-            yield lines.unsent(row, phone, "pending"), "pending"
+            yield lines.unsent(row, phone, not_sent[0], not_sent[1]), not_sent[0]
             continue
         _, _, status, batch_id, message_id, error_code, error, attempts, sent_at = upcoming
+        if status == "refused":  # the account refused it: nothing was sent
+            status = not_sent[0]
         if status == "sent" and _SAFE_ID.fullmatch(message_id) and _SAFE_ID.fullmatch(batch_id):
             yield f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n", "sent"
         elif status == "in_flight":  # this run stopped while it was on its way
@@ -126,13 +136,14 @@ def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
         next_unsent = next(unsent, None)
 
 
-def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
+def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
+                         unsent: tuple[str, str] = ("pending", "")) -> Counter[str]:
     """The report from the check pass's verdicts and the journal: no second read of the CSV."""
     counts: Counter[str] = Counter(checked.unsent_counts)
     with ReportWriter(path) as writer:
         chunk: list[str] = []
         for line, status in checked_report_rows(checked, journal.rows_in_row_order(),
-                                                LineFormatter()):
+                                                LineFormatter(), unsent):
             chunk.append(line)
             if status:
                 counts[status] += 1
@@ -161,6 +172,10 @@ def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
         "concurrency": campaign.sending.concurrency,
         "max_attempts": campaign.sending.max_attempts,
         "timeout": campaign.sending.timeout,
+        "messages_per_second": campaign.sending.messages_per_second,
+        "parts_per_second": campaign.sending.parts_per_second,
+        "max_messages_per_hour": campaign.sending.max_messages_per_hour,
+        "max_messages_per_day": campaign.sending.max_messages_per_day,
     }
 
 
@@ -234,9 +249,13 @@ def send_campaign(
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
         stats, stopped = EngineStats(), False
-        if left > 0:  # a finished run has nothing to wait for: the window does not matter
+        limiter = provider_limiter(campaign.sending)
+        pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now)
+        watch = AccountWatch()
+        expired = _expired(campaign, now())
+        if left > 0 and not expired:  # a finished run need not wait: the window does not matter
             state = window_state(window, now())
-            if not state.open and not options.wait:
+            if not state.open and not _outlasts(campaign, state.opens_at) and not options.wait:
                 with held():
                     counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
@@ -246,28 +265,51 @@ def send_campaign(
                 stats, stopped = asyncio.run(_under_signals(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
-                                                    observer=observer, engines=engines)))
+                                                    observer=observer, engines=engines,
+                                                    limiter=limiter, pacing=pacing,
+                                                    watch=watch)))
             except JournalError as exc:  # mid-run: some batches may have gone out
                 raise RunInterrupted(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
                     "and rerun the same command to resume (requests in flight at the failure "
                     "are reported unknown)") from None
+        expired = expired or pacing.expired or _expired(campaign, now())
+        refused = (watch.refusal.line(campaign.account.api_key_env)
+                   if watch.refusal is not None else "")
+        unsent = ("expired", "not sent before sending.expires") if expired else (
+            "pending", refused)
         with held():  # a stop now waits for the report: never the old one left in place
-            counts = _write_journal_report(campaign, options.report, journal, checked)
+            counts = _write_journal_report(campaign, options.report, journal, checked, unsent)
+        capped = pacing.caps.limit_hit if pacing.caps is not None else ""
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, retry_causes=stats.retry_causes,
                           elapsed=time.monotonic() - started,
-                          run_number=journal.run_number, unknown_from_before=unknown_before)
+                          run_number=journal.run_number, unknown_from_before=unknown_before,
+                          refused=refused, throttling=pacing.throttling(),
+                          capped_until=pacing.capped_until if not expired else None,
+                          cap=capped)
     finally:
         journal.close()
 
 
 def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
-                          checked: CheckedRows | None) -> Counter[str]:
+                          checked: CheckedRows | None,
+                          unsent: tuple[str, str] = ("pending", "")) -> Counter[str]:
     journal.flush()
     if checked is not None:
-        return write_checked_report(report, checked, journal)
-    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
+        return write_checked_report(report, checked, journal, unsent)
+    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order(),
+                                            unsent=unsent))
+
+
+def _expired(campaign: Campaign, at: datetime) -> bool:
+    expires = campaign.sending.expires
+    return expires is not None and at >= expires
+
+
+def _outlasts(campaign: Campaign, opens_at: datetime | None) -> bool:
+    """The window opens only after the campaign expires: waiting for it would send nothing."""
+    return opens_at is not None and _expired(campaign, opens_at)
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
@@ -318,10 +360,16 @@ async def _wait_then_send(
     now: Callable[[], datetime],
     observer: RunObserver,
     engines: list[Engine],
+    limiter: RateLimiter,
+    pacing: Pacing,
+    watch: AccountWatch,
 ) -> bool:
     sending = campaign.sending
     loop = asyncio.get_running_loop()
     state = window_state(window, now())
+    if not state.open and _outlasts(campaign, state.opens_at):
+        pacing.expired = True  # the window opens after the campaign expires
+        return True
     while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
         observer.waiting_for_window(window, state.opens_at)
         await asyncio.sleep(max(0.05, (state.opens_at - now()).total_seconds()))
@@ -340,12 +388,14 @@ async def _wait_then_send(
         engine = Engine(
             send=attempt,
             journal=journal,
-            limiter=provider_limiter(sending.requests_per_second),
+            limiter=limiter,
             concurrency=sending.concurrency,
             retry=RetryPolicy(max_attempts=sending.max_attempts,
                               deadline=sending.max_duration or 300.0),
             on_ambiguous=sending.on_ambiguous,
             on_progress=observer.batch_done,
+            pacing=pacing,
+            watch=watch,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
@@ -358,8 +408,9 @@ async def _wait_then_send(
                 open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),
                 campaign, skip=skip, id_prefix=prefix)
         closing = None
-        if state.closes_at is not None:
-            delay = max(0.0, (state.closes_at - now()).total_seconds())
+        ends = [t for t in (state.closes_at, sending.expires) if t is not None]
+        if ends:  # the window closing, or the campaign expiring, stops taking batches
+            delay = max(0.0, (min(ends) - now()).total_seconds())
             closing = loop.call_later(delay, engine.stop)
         try:
             result = await engine.run(batches)
@@ -368,15 +419,6 @@ async def _wait_then_send(
                 closing.cancel()
             observer.sending_done()
         return result.stopped
-
-
-def provider_limiter(rate: float | None) -> RateLimiter:
-    """The limiter for Kaleyra: paced in bursts of a twentieth of the rate, with 20 ms of slack
-    per window so that latency jitter cannot push two windows' requests into one second at the
-    provider's end. Costs 2% of the configured rate."""
-    lim = limits(rate)
-    burst = max(1, lim[0] // 20) if lim is not None else None
-    return RateLimiter(rate, burst=burst, guard=0.02 * lim[1] if lim is not None else 0.0)
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]

@@ -18,6 +18,9 @@ drop_after. ``drop_before`` reads the request and closes the connection without 
 ``drop_after`` accepts (and records) it, then closes without answering: the client cannot tell
 the two apart. ``latency`` (and ``slow_latency`` on every ``slow_every``-th request) delays every
 answer after the request was recorded, so a client timeout then is a real "sent but unanswered".
+``limit_rps`` (a hidden rate, checked before any other fault) answers 429 without Retry-After to a
+request that comes when N were accepted in the last second; ``ecode`` answers HTTP 400 with that
+Kaleyra code (every ``ecode_every``-th request, or all) once the key and SID are right.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from random import Random
@@ -115,6 +118,7 @@ class SandboxServer:
         self.record = SandboxRecord()
         self._count = 0
         self._rng = Random(self.faults.seed)
+        self._accepted_at: deque[float] = deque()  # for limit_rps: accepted in the last second
         self._issued: dict[str, AcceptedRequest] = {}  # request id -> what it accepted
 
     async def start(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
@@ -154,6 +158,10 @@ class SandboxServer:
         at = self._clock()
         self._count += 1
         number = self._count
+        if self._over_limit(at):
+            await request.read()
+            self.record.requests.append(RequestLog(at, 429, 0, "limit_rps"))
+            return _error(429, "HTTP429", "Too many requests")  # no Retry-After
         fault = self._pick_fault(number)
         if fault == "drop_before":
             await request.read()
@@ -170,6 +178,7 @@ class SandboxServer:
             await self._delay(number)
             return _error(refusal.status, refusal.code, refusal.message)
         self.record.accepted.append(accepted)
+        self._accepted_at.append(at)
         self._issued[accepted.request_id] = accepted
         if fault == "drop_after":
             self.record.requests.append(RequestLog(at, 0, len(accepted.numbers), fault))
@@ -177,6 +186,15 @@ class SandboxServer:
         self.record.requests.append(RequestLog(at, 200, len(accepted.numbers)))
         await self._delay(number)
         return web.Response(body=json.dumps(success_body(accepted)).encode(), content_type=_JSON)
+
+    def _over_limit(self, at: float) -> bool:
+        """limit_rps: this request would be past N accepted in the last second."""
+        limit = self.faults.limit_rps
+        if not limit:
+            return False
+        while self._accepted_at and at - self._accepted_at[0] >= 1.0:
+            self._accepted_at.popleft()
+        return len(self._accepted_at) >= limit
 
     def _pick_fault(self, number: int) -> str | None:
         hit = next((kind for kind, every in self._every if number % every == 0), None)
@@ -211,6 +229,10 @@ class SandboxServer:
             raise Refusal(401, "UNAUTHORIZED", "Invalid or missing api-key header")
         if request.match_info["sid"] != self.sid:
             raise Refusal(404, "NOT_FOUND", "Unknown account SID")
+        f = self.faults
+        if f.ecode and (not f.ecode_every or self._count % f.ecode_every == 0):
+            await request.read()
+            raise Refusal(400, f.ecode, f"{f.ecode}: refused for this account (sandbox --ecode)")
         return self._rules.accept(await request.read(), at)
 
     # ----------------------------------------------------------------- status and control
