@@ -229,11 +229,11 @@ def test_past_expiry_the_gate_stops_the_run() -> None:
 
 
 def engine_with(tmp_path: Path, script: dict[str, Outcome] | None, default: Outcome, *,
-                concurrency: int = 1, pacing: Pacing | None = None,
+                concurrency: int = 1, pacing: Pacing | None = None, vt: StepTime | None = None,
                 ) -> tuple[Engine, Journal, list[str]]:
     from runner.refusals import AccountWatch
 
-    vt = StepTime()
+    vt = vt if vt is not None else StepTime()
     journal = Journal.open(tmp_path / "r.csv.journal", "fp")
     calls: list[str] = []
 
@@ -293,3 +293,46 @@ async def test_a_campaign_expiring_mid_run_takes_no_more_batches(tmp_path: Path)
     assert result.stopped and pacing.expired
     assert calls == ["b000001", "b000002", "b000003"]
     assert len(statuses(journal)) == 9  # the other rows were never tried: reported expired
+
+
+async def test_with_wait_the_engine_sleeps_until_the_cap_allows_and_carries_on(
+        tmp_path: Path) -> None:
+    base = datetime(2026, 12, 2, 23, 59, 0, tzinfo=UTC)
+    vt = StepTime()
+
+    def wall() -> datetime:
+        return base + timedelta(seconds=vt.now)
+
+    journal_path = tmp_path / "caps"
+    journal_path.mkdir()
+    with Journal.open(journal_path / "c.journal", "fp") as counts:
+        pacing = Pacing(SendingSpec(max_messages_per_day=6), RateLimiter(None), counts=counts,
+                        wait=True, now=wall)
+        engine, journal, calls = engine_with(tmp_path, None, Accepted({}, (), None),
+                                             pacing=pacing, vt=vt)
+        result = await engine.run(batches(4))
+    assert not result.stopped and len(calls) == 4
+    assert set(statuses(journal).values()) == {"sent"}
+    assert any(s == pytest.approx(60.0) for s in vt.sleeps)  # until midnight UTC
+
+
+def test_the_summary_and_the_end_of_a_send_say_how_far_the_rate_went_down(
+        tmp_path: Path) -> None:
+    from collections import Counter
+
+    from runner.pacing import Throttling
+    from runner.render import send_lines
+    from runner.results import RunOutcome
+    from runner.summary import run_summary
+
+    outcome = RunOutcome(Counter({"sent": 10}), tmp_path / "r.csv", requests=12,
+                         throttling=Throttling(True, 18.0, 40.2, 3))
+    _, err = send_lines(outcome)
+    assert "throttled: down to 18/s for 40 s (3 slow-downs)" in err
+    doc = run_summary(outcome, started_at=datetime.now(UTC), file="c.yaml")
+    assert doc["throttling"] == {"throttled": True, "lowest_rate": 18.0,
+                                 "seconds_below_rate": 40.2, "rate_cuts": 3}
+    assert outcome.exit_code == 0
+    refused = RunOutcome(Counter({"pending": 10}), tmp_path / "r.csv", refused="stopped: ...")
+    assert refused.exit_code == 78
+    assert RunOutcome(Counter({"sent": 1, "expired": 9}), tmp_path / "r.csv").exit_code == 3
