@@ -12,6 +12,10 @@ For each batch a worker:
 4. records the answer per row: ``sent``, ``failed``, or ``unknown`` when the request may or may
    not have been delivered.
 A stop (signal, send window closing) lets the batches in flight finish and takes no new ones.
+
+``runner.pacing`` gives each request its costs in the limiter's lanes (messages, parts), may
+stop the run before a batch (expiry, an hour or day cap) and hears every answer (the adaptive
+rate); ``runner.refusals`` turns account refusals into rows ``refused`` and a stop.
 """
 
 from __future__ import annotations

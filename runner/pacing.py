@@ -212,6 +212,11 @@ class Caps:
             self._counts.count_messages(keys, -len(batch.numbers))
 
 
+def expired_at(sending: SendingSpec, when: datetime | None) -> bool:
+    """Whether the campaign has expired at ``when`` (never when either is None)."""
+    return when is not None and sending.expires is not None and when >= sending.expires
+
+
 # --- the engine's questions -----------------------------------------------------------------
 
 STOP = -1.0  # gate(): stop the run

@@ -41,7 +41,7 @@ from runner.kaleyra import build_payload, post_sms
 from runner.limiter import RateLimiter
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
-from runner.pacing import Pacing, provider_limiter
+from runner.pacing import Pacing, expired_at, provider_limiter
 from runner.plan import Batch, is_personalised, plan_batches
 from runner.recipients import open_recipients
 from runner.refusals import AccountWatch
@@ -252,10 +252,11 @@ def send_campaign(
         limiter = provider_limiter(campaign.sending)
         pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now)
         watch = AccountWatch()
-        expired = _expired(campaign, now())
+        expired = expired_at(campaign.sending, now())
         if left > 0 and not expired:  # a finished run need not wait: the window does not matter
             state = window_state(window, now())
-            if not state.open and not _outlasts(campaign, state.opens_at) and not options.wait:
+            never = expired_at(campaign.sending, state.opens_at)  # it opens after the expiry
+            if not state.open and not never and not options.wait:
                 with held():
                     counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
@@ -273,7 +274,7 @@ def send_campaign(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
                     "and rerun the same command to resume (requests in flight at the failure "
                     "are reported unknown)") from None
-        expired = expired or pacing.expired or _expired(campaign, now())
+        expired = expired or pacing.expired or expired_at(campaign.sending, now())
         refused = (watch.refusal.line(campaign.account.api_key_env)
                    if watch.refusal is not None else "")
         unsent = ("expired", "not sent before sending.expires") if expired else (
@@ -301,15 +302,6 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
     return write_report(report, report_rows(campaign, journal.outcomes_in_row_order(),
                                             unsent=unsent))
 
-
-def _expired(campaign: Campaign, at: datetime) -> bool:
-    expires = campaign.sending.expires
-    return expires is not None and at >= expires
-
-
-def _outlasts(campaign: Campaign, opens_at: datetime | None) -> bool:
-    """The window opens only after the campaign expires: waiting for it would send nothing."""
-    return opens_at is not None and _expired(campaign, opens_at)
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
@@ -367,8 +359,8 @@ async def _wait_then_send(
     sending = campaign.sending
     loop = asyncio.get_running_loop()
     state = window_state(window, now())
-    if not state.open and _outlasts(campaign, state.opens_at):
-        pacing.expired = True  # the window opens after the campaign expires
+    if not state.open and expired_at(campaign.sending, state.opens_at):
+        pacing.expired = True  # the window opens only after the campaign expires
         return True
     while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
         observer.waiting_for_window(window, state.opens_at)
