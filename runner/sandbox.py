@@ -232,7 +232,7 @@ class SandboxServer:
         f = self.faults
         if f.ecode and (not f.ecode_every or self._count % f.ecode_every == 0):
             await request.read()
-            raise Refusal(400, f.ecode, f"{f.ecode}: refused for this account (sandbox --ecode)")
+            raise Refusal(400, f.ecode, "refused for this account (sandbox --ecode)")
         return self._rules.accept(await request.read(), at)
 
     # ----------------------------------------------------------------- status and control
