@@ -10,7 +10,8 @@ Adaptive pacing (``sending.adaptive``), as TCP and the AWS SDKs' adaptive mode d
 without Retry-After, or three 429s within a second, halves the request rate, at most once a
 second (the provider counts over a second: the 429s that follow a cut within it were earned
 before the cut); every clean answer raises the rate by a hundredth of the configured rate per
-second of clean answers, back up to the configured rate, never above it.
+second of clean answers, back up to the configured rate, never above it, and never below a
+fiftieth of it (or 1 a second).
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class Aimd:
                  ) -> None:
         self._limiter, self._clock = limiter, clock
         self.configured = self.rate = rate
-        self._floor = min(rate, 1.0)
+        # A floor of a fiftieth: a server that refuses a share of requests whatever the rate
+        # (a fault, not a limit) must not bring the run to a crawl.
+        self._floor = min(rate, max(1.0, rate / 50))
         self._step = max(rate / 100, 0.05)  # requests a second gained per second of clean answers
         self._last_cut = -math.inf
         self._recent_429s: deque[float] = deque(maxlen=CLOSE_429S)

@@ -336,3 +336,13 @@ def test_the_summary_and_the_end_of_a_send_say_how_far_the_rate_went_down(
     refused = RunOutcome(Counter({"pending": 10}), tmp_path / "r.csv", refused="stopped: ...")
     assert refused.exit_code == 78
     assert RunOutcome(Counter({"sent": 1, "expired": 9}), tmp_path / "r.csv").exit_code == 3
+
+
+def test_the_rate_never_falls_below_a_fiftieth_of_the_configured_one() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1000)
+    aimd = Aimd(limiter, 1000, clock=lambda: now[0])
+    for second in range(30):  # refusals whatever the rate: a fault, not a limit
+        now[0] = float(second)
+        aimd.answered(THROTTLED)
+    assert limiter.rate == 20
