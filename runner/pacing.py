@@ -231,8 +231,9 @@ class Pacing:
     def __init__(self, sending: SendingSpec, limiter: RateLimiter, *,
                  counts: MessageCounts | None = None, wait: bool = False,
                  clock: Clock = time.monotonic,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._sending, self._wait, self._now = sending, wait, now
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 on_wait: Callable[[str, datetime], None] | None = None) -> None:
+        self._sending, self._wait, self._now, self._on_wait = sending, wait, now, on_wait
         zone: tzinfo = ZoneInfo(sending.window.timezone) if sending.window else UTC
         self.caps = Caps(sending.max_messages_per_hour, sending.max_messages_per_day, zone,
                          counts) if counts is not None else None
@@ -260,6 +261,8 @@ class Pacing:
         if not self._wait or (expires is not None and until >= expires):
             self.capped_until = until
             return STOP
+        if self._on_wait is not None:
+            self._on_wait(self.caps.limit_hit, until)
         return max(0.05, (until - now).total_seconds())
 
     def answered(self, outcome: Outcome) -> None:

@@ -143,6 +143,11 @@ class ConsoleObserver(ProgressObserver):
         self._say(f"waiting for the send window: {describe(window, datetime.now(UTC))} "
                   "(Ctrl-C or SIGTERM stops; rerun to resume)")
 
+    def waiting_for_cap(self, cap: str, until: datetime) -> None:
+        if not self._quiet:
+            self._say(f"waiting: {cap} reached; going on at {until.astimezone(UTC):%H:%M} UTC "
+                      "(Ctrl-C or SIGTERM stops; rerun to resume)")
+
     def _say(self, line: str) -> None:
         print(line, file=self._err, flush=True)
 

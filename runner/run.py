@@ -250,7 +250,8 @@ def send_campaign(
         left = to_send - len(skip)  # settled rows are all sendable ones
         stats, stopped = EngineStats(), False
         limiter = provider_limiter(campaign.sending)
-        pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now)
+        pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now,
+                        on_wait=observer.waiting_for_cap)
         watch = AccountWatch()
         expired = expired_at(campaign.sending, now())
         if left > 0 and not expired:  # a finished run need not wait: the window does not matter

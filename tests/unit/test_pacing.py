@@ -210,10 +210,13 @@ def test_with_wait_a_cap_waits_until_the_next_period(tmp_path: Path) -> None:
     spec = SendingSpec(max_messages_per_day=100,
                        window=Window(datetime.min.time(), datetime.min.time(), "Europe/Berlin"))
     at = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)  # 23:00 in Berlin
+    told: list[tuple[str, datetime]] = []
     with Journal.open(tmp_path / "r.csv.journal", "fp") as journal:
-        pacing = Pacing(spec, RateLimiter(None), counts=journal, wait=True, now=lambda: at)
+        pacing = Pacing(spec, RateLimiter(None), counts=journal, wait=True, now=lambda: at,
+                        on_wait=lambda cap, until: told.append((cap, until)))
         assert pacing.gate(batch_of(100), first=True) is None
         assert pacing.gate(batch_of(1, "b2"), first=True) == pytest.approx(3600.0)
+    assert told == [("max_messages_per_day (100)", datetime(2026, 12, 2, 23, 0, tzinfo=UTC))]
 
 
 def test_past_expiry_the_gate_stops_the_run() -> None:
