@@ -13,7 +13,7 @@ import math
 import re
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,7 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
 _ZONE: KeyPath = ("sending", "window", "timezone")
 _FALLBACK_ZONE: KeyPath = ("sending", "fallback_timezone")
 _COUNTRY: KeyPath = ("recipients", "default_country")
+_EXPIRES: KeyPath = ("sending", "expires")
 
 
 def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagnostic]:
@@ -207,6 +208,14 @@ def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagno
     if well_formed and country.upper() not in phonenumbers.SUPPORTED_REGIONS:
         found.append(_error_at(f"default_country '{country}' is not a known country code",
                                _COUNTRY, marks, shown, code="unknown-country"))
+    expires = _get(data, _EXPIRES)
+    if isinstance(expires, str):
+        try:
+            parse_expires(expires)
+        except ValueError:
+            found.append(_error_at(
+                f"expires '{expires}' is not a date and time with an offset (ISO 8601, e.g. "
+                "2026-11-12T21:00:00+05:30)", _EXPIRES, marks, shown, code="bad-expires"))
     return found
 
 
@@ -347,4 +356,22 @@ def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
         timeout=float(data.get("timeout", defaults.timeout)),
         max_duration=float(data.get("max_duration", defaults.max_duration)),
         encoding=data.get("encoding", defaults.encoding),
+        messages_per_second=_number(data.get("messages_per_second")),
+        parts_per_second=_number(data.get("parts_per_second")),
+        max_messages_per_hour=data.get("max_messages_per_hour"),
+        max_messages_per_day=data.get("max_messages_per_day"),
+        adaptive=bool(data.get("adaptive", defaults.adaptive)),
+        expires=parse_expires(data["expires"]) if "expires" in data else None,
     )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def parse_expires(text: str) -> datetime:
+    """``sending.expires``: ISO 8601 with an offset (ValueError otherwise)."""
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("needs an offset")
+    return when

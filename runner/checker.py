@@ -19,7 +19,7 @@ from runner.errors import Diagnostic, display_path, has_errors
 from runner.exitcodes import EXIT_INVALID, EXIT_OK
 from runner.message import Segments
 from runner.model import Campaign
-from runner.plan import Batch, is_personalised, plan_texts
+from runner.plan import Batch, is_personalised, plan_texts, text_sizes
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
 from runner.verdicts import CheckedRows
@@ -162,7 +162,7 @@ def summarise_recipients(
     else:
         cache: dict[str | None, Segments] = {}
         for batch in plan_texts(_triples(_watched(rows, observer)),
-                                campaign.effective_batch_size):
+                                campaign.effective_batch_size, size_of=text_sizes(campaign)):
             batches += 1
             if observer is not None:
                 observer.batch(batch)

@@ -17,11 +17,15 @@ Waiting has limits. Between attempts a batch whose answers all proved it unsent 
 the journal (a kill then leaves it pending, not unknown) and begun again before the next one. A
 wait (backoff or Retry-After) longer than what is left of the batch's deadline ends its retries,
 its rows pending; a Retry-After above ``LONG_RETRY_AFTER`` stops the run (``rerun_after``).
+``runner.pacing`` gives each request its costs in the limiter's lanes (messages, parts), may
+stop the run before a batch (expiry, an hour or day cap) and hears every answer (the adaptive
+rate); ``runner.refusals`` turns account refusals into rows ``refused`` and a stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -37,7 +41,9 @@ from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.journal import Journal, JournalRow
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
+from runner.pacing import STOP, Pacing
 from runner.plan import Batch
+from runner.refusals import AccountWatch
 
 log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
@@ -86,6 +92,7 @@ class _Tries:
     attempts: int = 0
     last: Outcome | None = None  # the answer to the previous attempt
     maybe_sent: Ambiguous | None = None  # the last answer that says it may have been processed
+    counted: bool = False  # taken from the hour and day caps (with its first attempt)
     out_of_time: bool = False  # the next wait would have gone past the deadline
 
 
@@ -140,6 +147,8 @@ class Engine:
         wall_clock: Callable[[], str] = _now_iso,
         on_progress: Callable[[EngineStats], None] | None = None,
         on_wait: OnWait | None = None,
+        pacing: Pacing | None = None,
+        watch: AccountWatch | None = None,
     ) -> None:
         self._send = send
         self._journal = journal
@@ -152,6 +161,8 @@ class Engine:
         self._wall_clock = wall_clock
         self._on_progress = on_progress
         self._on_wait = on_wait
+        self.pacing = pacing  # costs, caps, expiry and the adaptive rate (runner.pacing)
+        self.watch = watch  # account refusals stop the run (runner.refusals)
         self.stop_event = asyncio.Event()
         self.stats = EngineStats()
         self.rerun_after: float | None = None  # a Retry-After too long to wait out stopped us
@@ -191,10 +202,12 @@ class Engine:
         tries = _Tries()
 
         async def attempt() -> Outcome | None:
-            if not await self._acquire() or self.stop_event.is_set():
+            if not await self._acquire(batch, first=not tries.counted) or \
+                    self.stop_event.is_set():
                 # Stopped before this attempt left: nothing goes out after a stop. A batch never
                 # sent stays pending; one waiting to retry keeps its last answer.
                 return tries.last
+            tries.counted = True
             if not tries.began:
                 self._journal.begin_batch(batch.id, list(zip(batch.rows, batch.numbers,
                                                              strict=True)))
@@ -216,6 +229,8 @@ class Engine:
                 tries.maybe_sent = outcome
             elif isinstance(outcome, Transient) and outcome.retry_after:
                 self._asked_to_wait(outcome.code, outcome.retry_after)
+            if self.pacing is not None:
+                self.pacing.answered(outcome)
             return outcome
 
         outcome = await attempt()
@@ -241,6 +256,9 @@ class Engine:
             )
             outcome = await retrying(replay_then_attempt)
         self.stats.batches += 1
+        if self.pacing is not None and tries.counted:
+            self.pacing.settled(batch, outcome if not self.stop_event.is_set()
+                                or not isinstance(outcome, Transient) else None)
         if isinstance(outcome, Transient) and tries.maybe_sent is not None:
             outcome = tries.maybe_sent  # an earlier answer said it may have gone: unknown
         if outcome is None or (isinstance(outcome, Transient) and (
@@ -253,6 +271,7 @@ class Engine:
                 self._say_why_we_wait(outcome)
             return
         outcomes = self._row_outcomes(batch, outcome, tries.attempts)
+        outcomes = self._account_check(outcome, outcomes)
         self._journal.finish_rows(outcomes)
         for status, n in Counter(row[2] for row in outcomes).items():
             self.stats.count(status, n)
@@ -287,12 +306,37 @@ class Engine:
         elif seconds is not None:
             self._on_wait(f"retrying after {last.code}", seconds)
 
-    async def _acquire(self) -> bool:
-        """A slot from the rate limiter, unless a stop comes first (then False)."""
-        if self._limiter.delay() == 0.0 and not self.stop_event.is_set():
-            await self._limiter.acquire()  # the common case: no wait, no extra tasks
-            return True
-        return await self._unless_stopped(self._limiter.acquire)
+    async def _acquire(self, batch: Batch, *, first: bool = True) -> bool:
+        """A slot from the rate limiter, unless a stop comes first (then False); then the
+        pacing's gate: expiry or a cap may stop the run (False), a cap with --wait waits."""
+        costs = self.pacing.costs(batch) if self.pacing is not None else ()
+        while True:
+            if self._limiter.delay(costs) == 0.0 and not self.stop_event.is_set():
+                await self._limiter.acquire(costs)  # the common case: no wait, no extra tasks
+            elif not await self._unless_stopped(lambda: self._limiter.acquire(costs)):
+                return False
+            gate = self.pacing.gate(batch, first=first) if self.pacing is not None else None
+            if gate is None:
+                return True
+            if gate == STOP:
+                self.stop()
+                return False
+            if not await self._unless_stopped(functools.partial(self._sleep, gate)):
+                return False
+
+    def _account_check(self, outcome: Outcome, rows: list[JournalRow]) -> list[JournalRow]:
+        """Rows as recorded; an account refusal turns them (and a streak's) ``refused``, and
+        stops the run: no new batch, those in flight finish."""
+        if self.watch is None:
+            return rows
+        refused = self.watch.settle(outcome, rows)
+        if refused is None:
+            return rows
+        if self.watch.refusal is not None:
+            self.stop()
+        if len(refused) > len(rows):  # the streak's earlier batches were counted failed
+            self.stats.count("failed", len(rows) - len(refused))
+        return refused
 
     async def _pause(self, seconds: float) -> None:
         """The wait between attempts (backoff, Retry-After), cut short by a stop."""

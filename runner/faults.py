@@ -63,6 +63,9 @@ class Faults:
     slow_every: int = 0
     slow_latency: float = 0.0
     seed: int = 0
+    limit_rps: float = 0.0  # a hidden rate: 429 without Retry-After past N accepted in 1 s
+    ecode: str = ""  # answer requests with this Kaleyra error code (HTTP 400), e.g. E615
+    ecode_every: int = 0  # ... every Nth request only (0: every request)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,6 +80,11 @@ class Faults:
             raise ValueError(f"huge_bytes must be 0 or more, not {self.huge_bytes}")
         if self.keepalive is not None and not self.keepalive > 0:
             raise ValueError(f"keepalive must be above 0, not {self.keepalive}")
+        if self.limit_rps < 0:
+            raise ValueError("limit_rps must be 0 or more")
+        if self.ecode and not (len(self.ecode) == 4 and self.ecode[0] == "E"
+                               and self.ecode[1:].isdigit()):
+            raise ValueError(f"ecode must be a Kaleyra code such as E615, not {self.ecode!r}")
 
     def active(self, prefix: str) -> list[tuple[str, Any]]:
         """(kind, value) of the every_* or rate_* faults that are on, in precedence order."""

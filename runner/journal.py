@@ -24,6 +24,7 @@ Tables::
     rows (row INTEGER PRIMARY KEY, phone, status, batch_id, message_id, error_code, error,
           attempts, sent_at)
     batches (id PRIMARY KEY, rows BLOB of int64, phones comma-separated, open 1/0)
+    message_counts (period PRIMARY KEY, messages): for the hour and day caps, made when used
 
 The API key is never stored: ``settings`` refuses keys that look like one.
 """
@@ -45,7 +46,8 @@ from typing import Any, Literal, cast
 
 from runner.errors import JournalError, display_path
 
-JournalStatus = Literal["in_flight", "sent", "failed", "unknown"]
+# refused: the account refused the request (nothing sent): reported pending, a rerun sends it
+JournalStatus = Literal["in_flight", "sent", "failed", "unknown", "refused"]
 SCHEMA_VERSION = 2  # 2 added the batches table
 DEFAULT_COMMIT_EVERY = 1000  # finished rows held before a commit of their own
 IN_FLIGHT_ERROR = "no answer recorded: the run stopped while this request was in flight"
@@ -96,6 +98,8 @@ ON CONFLICT (row) DO UPDATE SET phone = excluded.phone, status = excluded.status
     error_code = excluded.error_code, error = excluded.error, attempts = excluded.attempts,
     sent_at = excluded.sent_at
 """
+_MESSAGE_COUNTS = """
+CREATE TABLE IF NOT EXISTS message_counts (period TEXT PRIMARY KEY, messages INTEGER NOT NULL)"""
 _COLUMNS = "row, phone, status, batch_id, message_id, error_code, error, attempts, sent_at"
 _SECRET_KEY = re.compile(r"(?i).*(api[-_ ]?key|secret|password|token)")
 
@@ -403,6 +407,31 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
         return len(in_flight) + cur.rowcount
+
+    # -- message caps (max_messages_per_hour/_per_day), counted across reruns --
+
+    def messages_counted(self, periods: Sequence[str]) -> list[int]:
+        """Messages counted in each of ``periods`` (keys such as "h:2026-12-02T10+05:30")."""
+        try:
+            self._conn.execute(_MESSAGE_COUNTS)
+            found = dict(self._conn.execute(
+                f"SELECT period, messages FROM message_counts WHERE period IN "
+                f"({', '.join('?' * len(periods))})", tuple(periods)).fetchall())
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+        return [int(found.get(p, 0)) for p in periods]
+
+    def count_messages(self, periods: Sequence[str], n: int) -> None:
+        """Add ``n`` (negative: give back) to each period; committed with the next batch."""
+        try:
+            self._begin()
+            self._conn.execute(_MESSAGE_COUNTS)
+            self._conn.executemany(
+                "INSERT INTO message_counts (period, messages) VALUES (?, ?) ON CONFLICT "
+                "(period) DO UPDATE SET messages = max(0, messages + excluded.messages)",
+                [(p, n) for p in periods])
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     # -- reading (a connection sees its own uncommitted writes, so no flush is needed). The rows
     # of open batches read as ``in_flight``, over whatever their row records say: those records

@@ -7,7 +7,7 @@ module only holds the records every later stage reads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +82,12 @@ class SendingSpec:
     timeout: float = 30.0  # seconds per request
     max_duration: float = 300.0  # seconds one batch may take, its retries and waits included
     encoding: Encoding = "json"
+    messages_per_second: float | None = None  # numbers a second (a request of 100 counts 100)
+    parts_per_second: float | None = None  # billable parts a second (numbers x parts)
+    max_messages_per_hour: int | None = None  # counted across reruns, in the window's zone
+    max_messages_per_day: int | None = None
+    adaptive: bool = True  # slow down when the API throttles (AIMD)
+    expires: datetime | None = None  # aware; nothing is sent after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,32 @@ class Campaign:
     @property
     def effective_batch_size(self) -> int:
         # OTP is sent one number a request whatever the file says.
-        return 1 if self.message.type == "OTP" else min(self.sending.batch_size, MAX_BATCH)
+        if self.message.type == "OTP":
+            return 1
+        return min(self.sending.batch_size, MAX_BATCH, *self.batch_limits().values())
+
+    def batch_limits(self) -> dict[str, int]:
+        """The sending limits that cap a batch below batch_size: what one second (or a cap)
+        allows, by the name of the setting. Parts count the body with each placeholder
+        standing for its own name (personalised batches are split again by their text)."""
+        from runner.message import count_segments, placeholders, render
+
+        s = self.sending
+        found: dict[str, int] = {}
+        if s.messages_per_second is not None:
+            found["messages_per_second"] = max(1, int(s.messages_per_second))
+        if s.parts_per_second is not None:
+            body = self.message.body
+            parts = 1
+            if body:
+                names = placeholders(body)
+                parts = count_segments(render(body, {n: n for n in names})).parts
+            found["parts_per_second"] = max(1, int(s.parts_per_second) // parts)
+        for name in ("max_messages_per_hour", "max_messages_per_day"):
+            cap = getattr(s, name)
+            if cap is not None:
+                found[name] = max(1, cap)
+        return {k: v for k, v in found.items() if v < min(s.batch_size, MAX_BATCH)}
 
     def default_report_path(self, cwd: Path) -> Path:
         return self.report if self.report is not None else cwd / "reports" / f"{self.name}.csv"

@@ -31,6 +31,10 @@ class RunObserver:
     def waiting_for_window(self, window: Window | None, opens_at: datetime) -> None:
         """``wait=True`` and the send window is closed: the run sleeps until ``opens_at``."""
 
+    def waiting_for_cap(self, cap: str, until: datetime) -> None:
+        """``wait=True`` and an hour or day cap (``cap`` names it) is reached: the run sleeps
+        until ``until``, then goes on."""
+
     def sending(self, rows: int) -> None:
         """Requests begin; ``rows`` are left to send in this run."""
 

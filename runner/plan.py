@@ -1,5 +1,8 @@
 """Recipient rows -> batches: at most ``batch_size`` numbers, one rendered body each, OTP alone.
 
+A personalised text longer than the body's estimate gets smaller batches of its own, so that no
+request carries more parts than ``parts_per_second`` allows.
+
 Planning streams: a batch leaves as soon as it is full. A personalised body groups only identical
 texts, so the planner keeps one open group per distinct text; past ``max_open_groups`` the oldest
 group leaves early, and so does a group that has waited ``max_wait`` rows (smaller batches, never
@@ -8,11 +11,11 @@ more memory than those bounds).
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from runner.compose import Composer, composed
-from runner.message import placeholders
+from runner.message import count_segments, placeholders
 from runner.model import Campaign
 from runner.recipients import Recipient
 
@@ -53,7 +56,23 @@ def plan_batches(
         for r, text in composed(recipients, Composer.for_campaign(campaign))
     )
     return plan_texts(texts, campaign.effective_batch_size, id_prefix=id_prefix,
-                      max_open_groups=max_open_groups, max_wait=max_wait)
+                      max_open_groups=max_open_groups, max_wait=max_wait,
+                      size_of=text_sizes(campaign))
+
+
+def text_sizes(campaign: Campaign) -> Callable[[str | None], int] | None:
+    """Under parts_per_second a personalised text's batch holds what one second allows of
+    its own parts; None when every text's batch is ``effective_batch_size``."""
+    per_second = campaign.sending.parts_per_second
+    if per_second is None or not is_personalised(campaign):
+        return None
+    size = campaign.effective_batch_size
+
+    def size_of(text: str | None) -> int:
+        parts = count_segments(text).parts if text else 1
+        return max(1, min(size, int(per_second) // parts))
+
+    return size_of
 
 
 def plan_texts(
@@ -63,8 +82,10 @@ def plan_texts(
     id_prefix: str = "b",
     max_open_groups: int = MAX_OPEN_GROUPS,
     max_wait: int = MAX_WAIT_ROWS,
+    size_of: Callable[[str | None], int] | None = None,
 ) -> Iterator[Batch]:
-    """Batches of (row, number, text), fed in row order: at most ``size`` rows of one text.
+    """Batches of (row, number, text), fed in row order: at most ``size`` rows of one text
+    (``size_of(text)`` when given: a text's own size).
 
     A row whose number is None is not sent: it only tells the planner how far the stream is.
     A group leaves when it is full; past ``max_open_groups`` the oldest leaves early; and a group
@@ -73,12 +94,14 @@ def plan_texts(
     whatever the texts (one rare text among a million rows included).
     """
     groups: dict[str | None, tuple[list[int], list[str]]] = {}
+    sizes: dict[str | None, int] = {}  # the open groups' own sizes, with size_of
     seq = 0
 
     def emit(text: str | None) -> Batch:
         nonlocal seq
         seq += 1
         rows_of, numbers = groups.pop(text)
+        sizes.pop(text, None)
         return Batch(f"{id_prefix}{seq:06d}", text, tuple(rows_of), tuple(numbers))
 
     for row, number, text in rows:
@@ -92,9 +115,11 @@ def plan_texts(
             if len(groups) >= max_open_groups:
                 yield emit(next(iter(groups)))
             group = groups[text] = ([], [])
+            if size_of is not None:
+                sizes[text] = size_of(text)
         group[0].append(row)
         group[1].append(number)
-        if len(group[0]) >= size:
+        if len(group[0]) >= sizes.get(text, size):
             yield emit(text)
     while groups:
         yield emit(next(iter(groups)))

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from runner.checker import CampaignCheck
+from runner.checker import CampaignCheck, PlanSummary
 from runner.cost import plan_lines
 from runner.errors import display_path
 from runner.exitcodes import EXIT_INCOMPLETE
 from runner.limiter import min_duration
-from runner.model import Window
+from runner.model import Campaign, Window
 from runner.progress import ProgressObserver
 from runner.report import format_summary
 from runner.results import RunOutcome
@@ -31,7 +31,7 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
     m = c.message
     route = ", ".join([c.account.region, m.type] + (["flash"] if m.flash else []))
     rate = c.sending.requests_per_second
-    seconds = min_duration(rate, s.requests)
+    seconds, tightest = plan_duration(c, s)
     parts = f"{s.max_parts} part" + ("s" if s.max_parts != 1 else "")
     if s.min_parts != s.max_parts:
         parts = f"{s.min_parts}-{s.max_parts} parts"
@@ -42,13 +42,32 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
         f"  message     {s.encoding}, {parts} (longest {s.max_units} of {s.part_limit} "
         "characters)" + (f", template {m.template_id}" if m.template_id else ""),
         f"  requests    {_batches(s.batches)} of up to {c.effective_batch_size}, at {rate:g} a "
-        f"second: about {_duration(seconds)}",
+        f"second: about {_duration(seconds)}" + (f" (held by {tightest})" if tightest else ""),
         *plan_lines(c, s),  # billable parts and the estimated cost
         f"  window      {describe(c.sending.window, datetime.now(UTC))}",
         *(describe_zones(check.zones, datetime.now(UTC)) if check.zones is not None else ()),
         f"  report      {display_path(report)} (dry run: nothing sent)",
     ]
+    expires = c.sending.expires
+    if expires is not None and datetime.now(UTC).timestamp() + seconds > expires.timestamp():
+        lines.append(f"  warning     the run would take about {_duration(seconds)} and outlast "
+                     f"sending.expires ({expires.isoformat()}): rows not sent by then expire")
     return "\n".join(lines)
+
+
+def plan_duration(c: Campaign, s: PlanSummary) -> tuple[float, str]:
+    """Least seconds the run takes under its tightest limit, and that limit's name ("" when
+    it is requests_per_second)."""
+    sending = c.sending
+    hours = {"max_messages_per_hour": 3600.0, "max_messages_per_day": 86400.0}
+    found = [(min_duration(sending.requests_per_second, s.requests), ""),
+             (min_duration(sending.messages_per_second, s.valid), "messages_per_second"),
+             (min_duration(sending.parts_per_second, s.segments), "parts_per_second")]
+    for name, length in hours.items():
+        cap = getattr(sending, name)
+        if cap is not None and s.valid > cap:
+            found.append(((-(-s.valid // cap) - 1) * length, name))
+    return max(found, key=lambda item: item[0])
 
 
 def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], list[str]]:
@@ -61,6 +80,8 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
                    "them again)")
     err.append(format_summary(outcome.counts, requests=outcome.requests,
                               retries=outcome.retries, elapsed=outcome.elapsed))
+    if outcome.throttling is not None and outcome.throttling.throttled:
+        err.append(outcome.throttling.describe())
     if quiet:
         err.clear()
     shown = display_path(outcome.report)
@@ -69,6 +90,12 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
             outcome.check.campaign else None
         err.append(f"nothing sent: the send window is closed "
                    f"({describe(window, datetime.now(UTC))}); rerun then, or pass --wait")
+    elif outcome.refused:
+        err.append(outcome.refused)
+    elif outcome.capped_until is not None and outcome.counts.get("pending", 0):
+        err.append(f"stopped: {outcome.cap} reached; the run may go on from "
+                   f"{outcome.capped_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC: rerun then, or "
+                   "pass --wait")
     elif outcome.rerun_after is not None:
         err.append(rerun_after_line(outcome.rerun_after))
     elif outcome.next_opening is not None and not outcome.stopped:
@@ -153,6 +180,11 @@ class ConsoleObserver(ProgressObserver):
             shown += f", until {opens_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         self._say(f"waiting for the send window: {shown} "
                   "(Ctrl-C or SIGTERM stops; rerun to resume)")
+
+    def waiting_for_cap(self, cap: str, until: datetime) -> None:
+        if not self._quiet:
+            self._say(f"waiting: {cap} reached; going on at {until.astimezone(UTC):%H:%M} UTC "
+                      "(Ctrl-C or SIGTERM stops; rerun to resume)")
 
     def _say(self, line: str) -> None:
         print(line, file=self._err, flush=True)

@@ -49,10 +49,10 @@ REPORT_COLUMNS: tuple[str, ...] = (
 SENT_COLUMNS: tuple[str, ...] = ("parts",)
 PREVIEW_COLUMNS: tuple[str, ...] = ("parts", "encoding", "text")
 ReportStatus = Literal["sent", "failed", "unknown", "invalid", "duplicate", "suppressed",
-                       "pending", "dry_run"]
+                       "pending", "expired", "dry_run"]
 # The order statuses are listed in, in summaries: what was sent first, then what was not.
-STATUS_ORDER: tuple[str, ...] = ("sent", "failed", "unknown", "pending", "dry_run", "invalid",
-                                 "duplicate", "suppressed")
+STATUS_ORDER: tuple[str, ...] = ("sent", "failed", "unknown", "pending", "expired", "dry_run",
+                                 "invalid", "duplicate", "suppressed")
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

@@ -8,10 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.exitcodes import EXIT_INCOMPLETE, EXIT_OK, EXIT_STOPPED
+from runner.exitcodes import EXIT_INCOMPLETE, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED
 
 if TYPE_CHECKING:
     from runner.checker import CampaignCheck
+    from runner.pacing import Throttling
     from runner.zoneplan import Opening
 
 
@@ -34,17 +35,23 @@ class RunOutcome:
     rerun_after: datetime | None = None
     dry_run: bool = False
     check: CampaignCheck | None = field(default=None, compare=False)  # the check it sent from
+    refused: str = ""  # the account refused the run: the line naming the cause and the fix
+    capped_until: datetime | None = None  # an hour or day cap stopped the run until then
+    cap: str = ""  # the cap that did, e.g. "max_messages_per_hour (1,000)"
+    throttling: Throttling | None = None  # what adaptive pacing did
 
     @property
     def exit_code(self) -> int:
         if self.dry_run:
             return EXIT_OK
+        if self.refused:
+            return EXIT_REFUSED
         if self.closed_until is not None:
             return EXIT_STOPPED
         # Stopped early means rows are left to send: a stop that came when the last batches
         # were already in flight, and let them finish, leaves a finished run.
         if self.counts.get("pending", 0):
             return EXIT_STOPPED
-        if self.counts.get("failed", 0) or self.counts.get("unknown", 0):
+        if any(self.counts.get(s, 0) for s in ("failed", "unknown", "expired")):
             return EXIT_INCOMPLETE
         return EXIT_OK

@@ -10,14 +10,15 @@ is not a column.
 Warnings: a flash message longer than one part; unicode "0" with characters outside GSM-7;
 OTP with a batch_size (OTP goes one number a request); a window that starts when it ends (open
 around the clock); a fallback_timezone without a window in the recipient's zone; India + MKT
-sending at any hour (TRAI); India without a DLT template or
-entity ID.
+sending at any hour (TRAI); India without a DLT template or entity ID; batches that a
+per-second limit or a cap shrinks below batch_size; an expiry that has passed.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from runner import recipients
@@ -70,6 +71,7 @@ def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
     found.items.extend(message_rules(campaign, marks))  # DLT template, UCS-2 characters
     _safe_body(campaign, found)
     _india(campaign, found)
+    _pacing(campaign, found)
     return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
                                               d.col or 0))
 
@@ -231,3 +233,20 @@ def _india(campaign: Campaign, found: _Found) -> None:
     elif message.entity_id is None:
         found.warning("Indian traffic needs the DLT principal-entity ID: add message.entity_id",
                       ("message", "template_id"), code="dlt-entity-missing")
+
+
+def _pacing(campaign: Campaign, found: _Found) -> None:
+    """Batches shrunk by a per-second limit or a cap; an expiry already past."""
+    sending = campaign.sending
+    if campaign.message.type != "OTP":
+        limits = campaign.batch_limits()
+        if limits:
+            name, size = min(limits.items(), key=lambda item: item[1])
+            found.warning(f"batches shrink from {min(sending.batch_size, 100)} to {size} numbers "
+                          f"to fit {name} ({getattr(sending, name):g}): one request never "
+                          "carries more than that allows", ("sending", name),
+                          code="batch-shrunk")
+    if sending.expires is not None and sending.expires <= datetime.now(UTC):
+        found.warning(f"expires {sending.expires.isoformat()} has passed: a send would send "
+                      "nothing and report every row expired", ("sending", "expires"),
+                      code="expired")

@@ -42,12 +42,14 @@ from runner.journal import (
     read_meta,
 )
 from runner.kaleyra import build_payload, connector, post_sms
-from runner.limiter import RateLimiter, limits
+from runner.limiter import RateLimiter
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
+from runner.pacing import Pacing, expired_at, provider_limiter
 from runner.plan import Batch, is_personalised
 from runner.preview import Preview
 from runner.recipients import open_recipients
+from runner.refusals import AccountWatch
 from runner.report import (
     SENT_COLUMNS,
     LineFormatter,
@@ -80,9 +82,13 @@ class SendOptions:
 # --- the report --------------------------------------------------------------------------------
 
 
-def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
-    """One report row per source row, in source order: the stream merged with the journal."""
+def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome], *,
+                unsent: tuple[str, str] = ("pending", "")) -> Iterator[ReportRow]:
+    """One report row per source row, in source order: the stream merged with the journal.
+    ``unsent``: (status, error) of the rows not sent (``expired`` past sending.expires; the
+    reason the account refused the run)."""
     upcoming = next(outcomes, None)
+    unsent_status = cast(ReportStatus, unsent[0])
     composer = Composer.for_campaign(campaign)  # the rows' texts: their verdicts and parts
     preview = Preview(composer.segments)
     stream = open_recipients(campaign.recipients, with_fields=composer.personalised)
@@ -100,11 +106,12 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
                                 error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
                                 attempts=o.attempts, sent_at=o.sent_at, extra=parts)
             else:
-                yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
+                status = unsent_status if o.status == "refused" else o.status
+                yield ReportRow(recipient.row, phone, status, message_id=o.message_id,
                                 batch_id=o.batch_id, error_code=o.error_code, error=o.error,
                                 attempts=o.attempts, sent_at=o.sent_at, extra=parts)
         else:
-            yield ReportRow(recipient.row, phone, "pending", extra=parts)
+            yield ReportRow(recipient.row, phone, unsent_status, error=unsent[1], extra=parts)
 
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -112,24 +119,28 @@ _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor 
 
 
 def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
-                         fixed_parts: int = 0) -> Counter[str]:
+                         fixed_parts: int = 0, unsent: tuple[str, str] = ("pending", "")
+                         ) -> Counter[str]:
     """The report from the check pass's verdicts and the journal: no second read of the CSV,
     with SENT_COLUMNS (each row's parts: as planned, else ``fixed_parts``, the parts of every
-    row of a body without placeholders).
+    row of a body without placeholders). ``unsent``: (status, error) of the rows not sent
+    (``expired`` past sending.expires; the reason the account refused the run).
 
     One loop with its state in locals: it runs once a row, and a stopped run of a million rows
     must write its report within the few seconds CI gives between SIGTERM and SIGKILL.
     """
     counts: Counter[str] = Counter(checked.unsent_counts)
     end = 1 << 62
-    unsent = checked.unsent_lines()
+    spilled = checked.unsent_lines()
     answered = journal.rows_in_row_order()
     lines = LineFormatter(SENT_COLUMNS)
     safe = _SAFE_ID.fullmatch
     pending = 0
+    not_sent, reason = unsent  # the verdict of the rows not sent
+    plain = unsent == ("pending", "")  # the common line needs no csv module
     with ReportWriter(path, SENT_COLUMNS) as writer:
         out: list[str] = []
-        next_unsent = next(unsent, None)
+        next_unsent = next(spilled, None)
         unsent_row = next_unsent[0] if next_unsent is not None else end
         upcoming = next(answered, None)
         answered_row = upcoming[0] if upcoming is not None else end
@@ -137,27 +148,33 @@ def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
                                     checked.sendable_parts(fixed_parts), strict=True):
             while unsent_row < row:
                 out.append(next_unsent[1])  # type: ignore[index]
-                next_unsent = next(unsent, None)
+                next_unsent = next(spilled, None)
                 unsent_row = next_unsent[0] if next_unsent is not None else end
             while answered_row < row:
                 upcoming = next(answered, None)
                 answered_row = upcoming[0] if upcoming is not None else end
             if answered_row != row:
                 # An E.164 number needs no quoting nor neutralising: the csv module's line.
-                out.append(f"{row},+{number},pending,,,,,0,,{n or ''}\r\n")
+                out.append(f"{row},+{number},pending,,,,,0,,{n or ''}\r\n" if plain else
+                           lines.unsent(row, f"+{number}", not_sent, reason,
+                                        extra=(str(n) if n else "",)))
                 pending += 1
             else:
                 assert upcoming is not None
+                status = upcoming[2]
+                if status == "refused":  # the account refused it: nothing was sent
+                    upcoming = (*upcoming[:2], not_sent, *upcoming[3:])
+                    status = not_sent
                 out.append(_answered_line(upcoming, f"+{number}", str(n) if n else "", lines,
                                           safe))
-                counts["unknown" if upcoming[2] == "in_flight" else upcoming[2]] += 1
+                counts["unknown" if status == "in_flight" else status] += 1
             if len(out) >= 4096:
                 writer.write_text("".join(out), {})
                 out.clear()
         while next_unsent is not None:
             out.append(next_unsent[1])
-            next_unsent = next(unsent, None)
-        counts["pending"] += pending
+            next_unsent = next(spilled, None)
+        counts[not_sent] += pending
         writer.write_text("".join(out), +counts)
         return writer.commit()
 
@@ -196,6 +213,10 @@ def journal_settings(campaign: Campaign, summary: PlanSummary | None = None,
         "concurrency": campaign.sending.concurrency,
         "max_attempts": campaign.sending.max_attempts,
         "timeout": campaign.sending.timeout,
+        "messages_per_second": campaign.sending.messages_per_second,
+        "parts_per_second": campaign.sending.parts_per_second,
+        "max_messages_per_hour": campaign.sending.max_messages_per_hour,
+        "max_messages_per_day": campaign.sending.max_messages_per_day,
     }
 
 
@@ -278,13 +299,21 @@ def send_campaign(
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
         stats, stopped, rerun_after = EngineStats(), False, None
+        limiter = provider_limiter(campaign.sending)
+        pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now,
+                        on_wait=observer.waiting_for_cap)
+        watch = AccountWatch()
+        # The clock is read only when there is an expiry to compare it with.
+        expires = campaign.sending.expires is not None
+        expired = expires and expired_at(campaign.sending, now())
         zoned = None
         if left > 0 and window is not None and per_recipient(window):
             zoned = ZoneRun(window, campaign.sending.fallback_timezone, now=now, sleep=sleep,
                             size=campaign.effective_batch_size, wait=options.wait)
-        if left > 0:  # a finished run has nothing to wait for: the window does not matter
+        if left > 0 and not expired:  # a finished run need not wait: the window does not matter
             state = ALWAYS_OPEN if zoned else window_state(window, now())
-            if not state.open and not options.wait:
+            never = expired_at(campaign.sending, state.opens_at)  # it opens after the expiry
+            if not state.open and not never and not options.wait:
                 with held():
                     counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
@@ -295,14 +324,21 @@ def send_campaign(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
                                                     observer=observer, engines=engines,
-                                                    zoned=zoned)))
+                                                    zoned=zoned, limiter=limiter,
+                                                    pacing=pacing, watch=watch)))
             except JournalError as exc:  # mid-run: some batches may have gone out
                 raise RunInterrupted(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
                     "and rerun the same command to resume (requests in flight at the failure "
                     "are reported unknown)") from None
+        expired = expired or pacing.expired or (expires and expired_at(campaign.sending, now()))
+        refused = (watch.refusal.line(campaign.account.api_key_env)
+                   if watch.refusal is not None else "")
+        unsent = ("expired", "not sent before sending.expires") if expired else (
+            "pending", refused)
         with held():  # a stop now waits for the report: never the old one left in place
-            counts = _write_journal_report(campaign, options.report, journal, checked)
+            counts = _write_journal_report(campaign, options.report, journal, checked, unsent)
+        capped = pacing.caps.limit_hit if pacing.caps is not None else ""
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, retry_causes=stats.retry_causes,
                           elapsed=time.monotonic() - started,
@@ -310,18 +346,22 @@ def send_campaign(
                               seconds=rerun_after),
                           run_number=journal.run_number, unknown_from_before=unknown_before,
                           next_opening=zoned.opening if zoned else None,
-                          never_open=zoned.never if zoned else 0)
+                          never_open=zoned.never if zoned else 0,
+                          refused=refused, throttling=pacing.throttling(),
+                          capped_until=pacing.capped_until if not expired else None,
+                          cap=capped)
     finally:
         journal.close()
 
 
 def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
-                          checked: CheckedRows) -> Counter[str]:
+                          checked: CheckedRows,
+                          unsent: tuple[str, str] = ("pending", "")) -> Counter[str]:
     journal.flush()
     composer = Composer.for_campaign(campaign)
     fixed = composer.fixed_text if not composer.personalised else None
     parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
-    return write_checked_report(report, checked, journal, parts)
+    return write_checked_report(report, checked, journal, parts, unsent)
 
 
 @contextlib.contextmanager
@@ -391,10 +431,16 @@ async def _wait_then_send(
     observer: RunObserver,
     engines: list[Engine],
     zoned: ZoneRun | None = None,
+    limiter: RateLimiter,
+    pacing: Pacing,
+    watch: AccountWatch,
 ) -> bool:
     sending = campaign.sending
     loop = asyncio.get_running_loop()
     state = ALWAYS_OPEN if zoned else window_state(window, now())
+    if not state.open and expired_at(campaign.sending, state.opens_at):
+        pacing.expired = True  # the window opens only after the campaign expires
+        return True
     while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
         observer.waiting_for_window(window, state.opens_at)
         await asyncio.sleep(max(0.05, (state.opens_at - now()).total_seconds()))
@@ -412,12 +458,14 @@ async def _wait_then_send(
         engine = Engine(
             send=attempt,
             journal=journal,
-            limiter=provider_limiter(sending.requests_per_second),
+            limiter=limiter,
             concurrency=sending.concurrency,
             retry=RetryPolicy(max_attempts=sending.max_attempts, deadline=sending.max_duration),
             on_ambiguous=sending.on_ambiguous,
             on_progress=observer.batch_done,
             on_wait=observer.waiting,
+            pacing=pacing,
+            watch=watch,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
@@ -437,8 +485,9 @@ async def _wait_then_send(
                                       body=Composer.for_campaign(campaign).fixed_text, skip=skip,
                                       id_prefix=prefix)
         closing = None
-        if state.closes_at is not None:
-            delay = max(0.0, (state.closes_at - now()).total_seconds())
+        ends = [t for t in (state.closes_at, sending.expires) if t is not None]
+        if ends:  # the window closing, or the campaign expiring, stops taking batches
+            delay = max(0.0, (min(ends) - now()).total_seconds())
             closing = loop.call_later(delay, engine.stop)
         try:
             result = await engine.run(batches)
@@ -447,15 +496,6 @@ async def _wait_then_send(
                 closing.cancel()
             observer.sending_done()
         return result.stopped
-
-
-def provider_limiter(rate: float | None) -> RateLimiter:
-    """The limiter for Kaleyra: paced in bursts of a twentieth of the rate, with 20 ms of slack
-    per window so that latency jitter cannot push two windows' requests into one second at the
-    provider's end. Costs 2% of the configured rate."""
-    lim = limits(rate)
-    burst = max(1, lim[0] // 20) if lim is not None else None
-    return RateLimiter(rate, burst=burst, guard=0.02 * lim[1] if lim is not None else 0.0)
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]

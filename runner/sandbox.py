@@ -26,6 +26,9 @@ long is dropped unread (what a server's close of an idle connection does to a re
 crosses it on the wire). ``latency`` (and ``slow_latency`` on every ``slow_every``-th request)
 delays every answer after the request was recorded, so a client timeout then is a real "sent but
 unanswered".
+``limit_rps`` (a hidden rate, checked before any other fault) answers 429 without Retry-After to a
+request that comes when N were accepted in the last second; ``ecode`` answers HTTP 400 with that
+Kaleyra code (every ``ecode_every``-th request, or all) once the key and SID are right.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import asyncio
 import json
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from random import Random
@@ -129,6 +132,7 @@ class SandboxServer:
         self.record = SandboxRecord()
         self._count = 0
         self._rng = Random(self.faults.seed)
+        self._accepted_at: deque[float] = deque()  # for limit_rps: accepted in the last second
         self._issued: dict[str, AcceptedRequest] = {}  # request id -> what it accepted
         # connection -> when its last answer went out (for the keepalive fault)
         self._idle_since: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
@@ -187,6 +191,10 @@ class SandboxServer:
     async def _answer_sms(self, request: web.Request, at: float) -> web.StreamResponse:
         self._count += 1
         number = self._count
+        if self._over_limit(at):
+            await request.read()
+            self.record.requests.append(RequestLog(at, 429, 0, "limit_rps"))
+            return _error(429, "HTTP429", "Too many requests")  # no Retry-After
         fault = self._pick_fault(number)
         if fault == "drop_before":
             await request.read()
@@ -203,6 +211,7 @@ class SandboxServer:
             await self._delay(number)
             return _error(refusal.status, refusal.code, refusal.message)
         self.record.accepted.append(accepted)
+        self._accepted_at.append(at)
         self._issued[accepted.request_id] = accepted
         count = len(accepted.numbers)
         if fault == "drop_after":
@@ -255,6 +264,15 @@ class SandboxServer:
             pass
         return resp
 
+    def _over_limit(self, at: float) -> bool:
+        """limit_rps: this request would be past N accepted in the last second."""
+        limit = self.faults.limit_rps
+        if not limit:
+            return False
+        while self._accepted_at and at - self._accepted_at[0] >= 1.0:
+            self._accepted_at.popleft()
+        return len(self._accepted_at) >= limit
+
     def _pick_fault(self, number: int) -> str | None:
         hit = next((kind for kind, every in self._every if number % every == 0), None)
         if self._rates:
@@ -294,6 +312,10 @@ class SandboxServer:
             raise Refusal(401, "UNAUTHORIZED", "Invalid or missing api-key header")
         if request.match_info["sid"] != self.sid:
             raise Refusal(404, "NOT_FOUND", "Unknown account SID")
+        f = self.faults
+        if f.ecode and (not f.ecode_every or self._count % f.ecode_every == 0):
+            await request.read()
+            raise Refusal(400, f.ecode, "refused for this account (sandbox --ecode)")
         return self._rules.accept(await request.read(), at)
 
     # ----------------------------------------------------------------- status and control

@@ -75,6 +75,14 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
     group.add_argument("--slow-latency", type=_nonnegative, default=0.0, metavar="S",
                        help="the extra seconds of --slow-every (default 0)")
     group.add_argument("--seed", type=int, default=0, help="seed for the --rate-* draws")
+    group.add_argument("--limit-rps", type=_nonnegative, default=0.0, metavar="N",
+                       help="a hidden rate limit: HTTP 429 without Retry-After for a request "
+                       "past N accepted in the last second")
+    group.add_argument("--ecode", type=_ecode, default="", metavar="CODE",
+                       help="answer requests with this Kaleyra error code and HTTP 400 "
+                       "(e.g. E615 type not allowed, E619 sender, E623 route)")
+    group.add_argument("--ecode-every", type=_count, default=0, metavar="N",
+                       help="--ecode on every Nth request only (default: every request)")
 
 
 _WHAT = {
@@ -187,3 +195,12 @@ def _probability(text: str) -> float:
 
 def _retry_after(text: str) -> float | None:
     return None if text.strip().lower() == "none" else _nonnegative(text)
+
+
+def _ecode(text: str) -> str:
+    code = text.strip().upper()
+    if not code:  # the default: off
+        return ""
+    if not (len(code) == 4 and code[0] == "E" and code[1:].isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Kaleyra code such as E615")
+    return code

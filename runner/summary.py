@@ -6,7 +6,8 @@ Version 1 (keys are only ever added; a change of meaning bumps ``version``)::
      "dry_run": false, "exit_code": 3, "report": "reports/diwali.csv",
      "counts": {"sent": 2200, "failed": 3, ...},      # report rows by status
      "requests": 23, "retries": {"total": 2, "by_cause": {"HTTP429": 2}},
-     "throttling": {"throttled": false},
+     "throttling": {"throttled": false},               # or, after 429s slowed the run:
+     # {"throttled": true, "lowest_rate": 18.0, "seconds_below_rate": 40.0, "rate_cuts": 3}
      "elapsed_seconds": 3.2, "started_at": "...", "finished_at": "...",
      "errors": []}                                     # diagnostics when the campaign is invalid
 
@@ -42,7 +43,8 @@ def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict
         retries={"total": outcome.retries, "by_cause": dict(sorted(
             outcome.retry_causes.items()))},
         elapsed=outcome.elapsed, started_at=started_at,
-        errors=check.diagnostics if check is not None else ())
+        errors=check.diagnostics if check is not None else (),
+        throttling=outcome.throttling.to_json() if outcome.throttling is not None else None)
     if outcome.rerun_after is not None:  # a Retry-After of more than 5 minutes stopped the run
         document["rerun_after"] = outcome.rerun_after.isoformat(timespec="seconds")
     opening = outcome.next_opening  # a recipient-local window: when to rerun
@@ -67,7 +69,8 @@ def failed_summary(*, file: str, exit_code: int, started_at: datetime,
 def _document(*, file: str, campaign: str | None, dry_run: bool, exit_code: int,
               report: Path | None, counts: Mapping[str, int], requests: int,
               retries: dict[str, object], elapsed: float, started_at: datetime,
-              errors: Sequence[Diagnostic]) -> dict[str, object]:
+              errors: Sequence[Diagnostic], throttling: dict[str, object] | None = None
+              ) -> dict[str, object]:
     return {
         "version": SUMMARY_VERSION,
         "command": "send",
@@ -79,7 +82,7 @@ def _document(*, file: str, campaign: str | None, dry_run: bool, exit_code: int,
         "counts": dict(sorted((k, v) for k, v in counts.items() if v)),
         "requests": requests,
         "retries": retries,
-        "throttling": {"throttled": False},
+        "throttling": throttling if throttling is not None else {"throttled": False},
         "elapsed_seconds": round(elapsed, 3),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -167,19 +167,31 @@ def test_the_api_key_appears_in_no_output_report_or_journal(
         assert KEY not in text
 
 
-def test_a_refused_key_fails_every_row_without_echoing_it(
+def test_a_refused_key_stops_at_one_request_a_worker_and_the_rerun_sends_everyone_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    campaign, expected = write_campaign(tmp_path, 50)
+    campaign, expected = write_campaign(tmp_path, 1050)  # 11 batches, 8 workers
     report = tmp_path / "r.csv"
+    to_send = sum(1 for s in expected.values() if s == "sent")
     with SandboxThread(api_key="the-right-key", sid=SID) as sandbox:
         point_at(monkeypatch, sandbox)
         code, out, err = run_cli("send", str(campaign), "--report", str(report))
         assert sandbox.record.accepted == []
-    assert code == 3
-    failed = [r for r in read_report(report) if r["status"] == "failed"]
-    assert len(failed) == sum(1 for s in expected.values() if s == "sent")
-    assert all(r["error_code"] == "HTTP401" for r in failed)
+        assert len(sandbox.record.requests) <= 8  # at most one request a worker
+    assert code == 78
+    assert "API key" in err and "KALEYRA_API_KEY" in err
+    rows = read_report(report)
+    pending = [r for r in rows if r["status"] == "pending"]
+    assert len(pending) == to_send  # nobody failed: the answer proved nothing was sent
+    assert all("refused" in r["error"] for r in pending)
+    assert any(r["error_code"] == "HTTP401" for r in pending)
     assert KEY not in out + err + report.read_text()
+    with SandboxThread(api_key=KEY, sid=SID) as sandbox:  # the key fixed: a plain rerun
+        point_at(monkeypatch, sandbox)
+        code, _, _ = run_cli("send", str(campaign), "--report", str(report))
+        deliveries = sandbox.record.deliveries()
+    assert code == 0
+    assert len(deliveries) == to_send and set(deliveries.values()) == {1}
+    assert Counter(r["status"] for r in read_report(report))["sent"] == to_send
 
 
 def test_a_dry_run_never_overwrites_the_report_of_a_real_run(

@@ -149,7 +149,7 @@ def test_numbers_and_booleans_stay_numbers_where_the_schema_wants_them() -> None
     (("sending:", "  window: {start: '25:00', end: '21:00', timezone: UTC}"), 12, 19,
      "start '25:00' must be a time written HH:MM"),
     (("sending:", "  retries: 3"), 12, 3,
-     "unknown key 'retries' under sending (expected one of: batch_size, concurrency"),
+     "unknown key 'retries' under sending (expected one of: adaptive, batch_size, concurrency"),
     (("sending:", "  batchsize: 3"), 12, 3,
      "unknown key 'batchsize' under sending (did you mean 'batch_size'?)"),
     (("report: [a.csv]",), 11, 9, "report must be text, found a list"),
