@@ -44,6 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from runner import completion, schema_cli
     from runner.sandbox_cli import add_sandbox_arguments
 
     parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.")
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
+    schema_cli.add_parser(commands)  # `campaign schema`
+    completion.add_parser(commands)  # `campaign completion bash|zsh`
     return parser
 
 
@@ -94,6 +97,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "run"):  # commands in their own module: schema, completion
+            return int(args.run(args, out))
         if args.command == "validate":
             return cmd_validate(args, out, err)
         if args.command == "send":
