@@ -20,6 +20,7 @@ from typing import Any
 
 import phonenumbers
 
+from runner.csvfile import DEFAULT_ENCODING, codec_problem
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
     Account,
@@ -173,10 +174,11 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
 
 _ZONE: KeyPath = ("sending", "window", "timezone")
 _COUNTRY: KeyPath = ("recipients", "default_country")
+_ENCODING: KeyPath = ("recipients", "encoding")
 
 
 def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagnostic]:
-    """Time zone and country code; run even when the schema found other problems."""
+    """Time zone, country code, CSV encoding; run even when the schema found other problems."""
     found = []
     zone = _get(data, _ZONE)
     problem = _zone_problem(zone) if isinstance(zone, str) and 0 < len(zone) <= 64 else None
@@ -187,6 +189,10 @@ def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagno
     if well_formed and country.upper() not in phonenumbers.SUPPORTED_REGIONS:
         found.append(_error_at(f"default_country '{country}' is not a known country code",
                                _COUNTRY, marks, shown))
+    encoding = _get(data, _ENCODING)
+    problem = codec_problem(encoding) if isinstance(encoding, str) and encoding else None
+    if problem is not None:
+        found.append(_error_at(problem, _ENCODING, marks, shown))
     return found
 
 
@@ -271,6 +277,7 @@ def _recipients(data: dict[str, Any], folder: Path) -> RecipientsSpec:
         default_country=country.upper() if country is not None else None,
         exclude=tuple(_resolve(folder, item) for item in exclude),
         max_invalid_ratio=float(data.get("max_invalid_ratio", 0.10)),
+        encoding=data.get("encoding", DEFAULT_ENCODING),
     )
 
 

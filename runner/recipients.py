@@ -9,9 +9,9 @@ time and yields one ``Recipient`` per data row, in source order, each with a sta
 - ``suppressed``: the first row of a number that is on a suppression list;
 - ``ok``: to be sent.
 
-The file is read by ``runner.csvfile`` (``utf-8-sig``, the delimiter sniffed from the header
-line, undecodable bytes kept to the row they spoil). ``row`` is the line where a record starts
-(the header is line 1; quoted fields may span lines). Blank lines are not data rows, nor are
+The file is read by ``runner.csvfile`` (in ``recipients.encoding``, the delimiter sniffed from the
+header line, undecodable bytes kept to the row they spoil). ``row`` is the line where a record
+starts (the header is line 1; quoted fields may span lines). Blank lines are not data rows, nor are
 rows whose cells are all empty.
 
 Problems with a file as a whole (missing, empty, binary, no phone column, no data rows) are
@@ -44,6 +44,7 @@ from runner.csvfile import (
     clean_cell,
     csv_problem,
     open_csv,
+    open_text,
     plain_ascii,
     record_problem,
     sniff_delimiter,
@@ -142,7 +143,7 @@ def read_columns(spec: RecipientsSpec) -> tuple[tuple[str, ...], list[Diagnostic
     (the caller knows where that setting lives) nor whether data rows follow.
     """
     shown = display_path(spec.source)
-    opened = open_csv(spec.source, shown, what="recipients file")
+    opened = open_csv(spec.source, shown, what="recipients file", encoding=spec.encoding)
     if isinstance(opened, Diagnostic):
         return (), [opened]
     with opened.file:
@@ -210,7 +211,7 @@ class RecipientStream:
         self._first_invalid = []
         self._long_records = 0
         spec, shown = self.spec, self.source_display
-        opened = open_csv(spec.source, shown, what="recipients file")
+        opened = open_csv(spec.source, shown, what="recipients file", encoding=spec.encoding)
         if isinstance(opened, Diagnostic):
             self.diagnostics.append(opened)
             return
@@ -263,7 +264,7 @@ class RecipientStream:
                     ):
                         if not rec or blank(rec):
                             continue
-                        bad = record_problem(rec, ncols, start, prev_end)
+                        bad = record_problem(rec, ncols, start, prev_end, opened.encoding)
                         if bad is not None:
                             counts[1] += 1
                             yield self._invalid(start, rec, columns, phone_at, bad, None)
@@ -381,7 +382,7 @@ def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppr
                       index: int) -> list[Diagnostic]:
     """Add one list's numbers; a CSV with the phone column, or one number a line."""
     into.names.append(shown)
-    problem = check_bytes(path, shown, "suppression list")
+    problem = check_bytes(path, shown, "suppression list", spec.encoding)
     if problem is not None:
         if problem.message.endswith("is empty"):
             # A 0-byte list is more often a failed export than "nobody opted out": sending
@@ -392,7 +393,7 @@ def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppr
         return [problem]
     found: list[Diagnostic] = []
     bad = good = 0
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+    with open_text(path, spec.encoding) as f:
         try:
             for line, raw in _suppression_entries(f, spec.phone_column):
                 e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None
