@@ -263,7 +263,7 @@ def test_a_server_that_is_down_at_start_and_comes_back(tmp_path: Path) -> None:
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
     rows = _check_run(files, got)
-    assert statuses(rows) == Counter(sent=100)
+    assert statuses(rows) == Counter(sent=400)
     assert set(got) == set(files.phones)
     assert max(int(r["attempts"]) for r in rows) > 1  # the refused attempts were retried
 
