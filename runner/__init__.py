@@ -15,7 +15,7 @@ and ``.report`` (the report's path). Bad input raises a ``RunnerError`` subclass
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from typing import TYPE_CHECKING, Any
 

@@ -21,6 +21,7 @@ from typing import Any
 import phonenumbers
 
 from runner.confine import outside_root
+from runner.csvfile import DEFAULT_ENCODING, codec_problem
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
     DEFAULT_MAX_PARTS,
@@ -191,10 +192,11 @@ _ZONE: KeyPath = ("sending", "window", "timezone")
 _FALLBACK_ZONE: KeyPath = ("sending", "fallback_timezone")
 _COUNTRY: KeyPath = ("recipients", "default_country")
 _EXPIRES: KeyPath = ("sending", "expires")
+_ENCODING: KeyPath = ("recipients", "encoding")
 
 
 def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagnostic]:
-    """Time zone and country code; run even when the schema found other problems."""
+    """Time zone, country code, CSV encoding; run even when the schema found other problems."""
     found = []
     for key_path in (_ZONE, _FALLBACK_ZONE):
         zone = _get(data, key_path)
@@ -216,6 +218,10 @@ def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagno
             found.append(_error_at(
                 f"expires '{expires}' is not a date and time with an offset (ISO 8601, e.g. "
                 "2026-11-12T21:00:00+05:30)", _EXPIRES, marks, shown, code="bad-expires"))
+    encoding = _get(data, _ENCODING)
+    problem = codec_problem(encoding) if isinstance(encoding, str) and encoding else None
+    if problem is not None:
+        found.append(_error_at(problem, _ENCODING, marks, shown, code="unknown-encoding"))
     return found
 
 
@@ -322,6 +328,7 @@ def _recipients(data: dict[str, Any], folder: Path) -> RecipientsSpec:
         default_country=country.upper() if country is not None else None,
         exclude=tuple(_resolve(folder, item) for item in exclude),
         max_invalid_ratio=float(data.get("max_invalid_ratio", 0.10)),
+        encoding=data.get("encoding", DEFAULT_ENCODING),
     )
 
 

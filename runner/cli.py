@@ -32,6 +32,7 @@ SEND_USAGE = ("campaign send FILE [--dry-run] [--report PATH] [--sandbox [--resp
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from runner import completion, schema_cli
     from runner.sandbox_cli import add_sandbox_arguments
 
     parser = _Parser(prog="campaign", description="Declarative batch SMS campaigns for Kaleyra.",
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = command("sandbox", "run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
+    schema_cli.add_parser(commands)  # `campaign schema`
+    completion.add_parser(commands)  # `campaign completion bash|zsh`
     return parser
 
 
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "run"):  # commands in their own module: schema, completion
+            return int(args.run(args, out))
         command = {"validate": cmd_validate, "send": cmd_send, "status": cmd_status,
                    "report": cmd_report, "sandbox": cmd_sandbox}[args.command]
         return command(args, out, err)

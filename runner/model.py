@@ -59,6 +59,7 @@ class RecipientsSpec:
     default_country: str | None = None
     exclude: tuple[Path, ...] = ()
     max_invalid_ratio: float = 0.10
+    encoding: str = "utf-8"  # of the source and the suppression lists (a Python codec name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ time and yields one ``Recipient`` per data row, in source order, each with a sta
 - ``suppressed``: the first row of a number that is on a suppression list;
 - ``ok``: to be sent.
 
-The file is read by ``runner.csvfile`` (``utf-8-sig``, the delimiter sniffed from the header
-line, undecodable bytes kept to the row they spoil). ``row`` is the line where a record starts
-(the header is line 1; quoted fields may span lines). Blank lines are not data rows, nor are
+The file is read by ``runner.csvfile`` (in ``recipients.encoding``, the delimiter sniffed from the
+header line, undecodable bytes kept to the row they spoil). ``row`` is the line where a record
+starts (the header is line 1; quoted fields may span lines). Blank lines are not data rows, nor are
 rows whose cells are all empty.
 
 Problems with a file as a whole (missing, empty, binary, no phone column, no data rows) are
@@ -140,7 +140,7 @@ def read_columns(spec: RecipientsSpec) -> tuple[tuple[str, ...], list[Diagnostic
     (the caller knows where that setting lives) nor whether data rows follow.
     """
     shown = display_path(spec.source)
-    opened = open_csv(spec.source, shown, what="recipients file")
+    opened = open_csv(spec.source, shown, what="recipients file", encoding=spec.encoding)
     if isinstance(opened, Diagnostic):
         return (), [opened]
     with opened.file:
@@ -213,7 +213,8 @@ class RecipientStream:
         spec, shown = self.spec, self.source_display
         self.source_sha256 = None
         digest = hashlib.sha256()
-        opened = open_csv(spec.source, shown, what="recipients file", digest=digest)
+        opened = open_csv(spec.source, shown, what="recipients file", encoding=spec.encoding,
+                          digest=digest)
         if isinstance(opened, Diagnostic):
             self.diagnostics.append(opened)
             return
@@ -264,7 +265,7 @@ class RecipientStream:
                     ):
                         if not rec or blank(rec):
                             continue
-                        bad = record_problem(rec, ncols, start, prev_end)
+                        bad = record_problem(rec, ncols, start, prev_end, opened.encoding)
                         if bad is not None:
                             counts[1] += 1
                             yield self._invalid(start, rec, columns, phone_at, bad, None)

@@ -1,13 +1,20 @@
 """The packaged JSON Schema of a campaign, validation, and errors told in plain words.
 
-``validate`` runs the draft 2020-12 schema (``runner/campaign.schema.json``, also reachable as
-``schemas/campaign.schema.json``) over data read by ``runner.yamlload`` and returns one
+``validate`` runs the draft-07 schema (``runner/campaign.schema.json``, draft-07 because that is
+what yaml-language-server reads; ``campaign schema`` prints it and ``schemas/campaign.schema.json``
+is a copy) over data read by ``runner.yamlload`` and returns one
 ``Diagnostic`` per problem, at the offending key (unknown or missing keys) or value (everything
 else). The common validators are told in words ("batch_size 250 is above the API's limit of
 100"); anything rarer falls back to jsonschema's own message.
 
 ``coerce_strings`` first gives text fields the text the user wrote where YAML 1.1 read a
-number, boolean or date (``sender: 123456``, ``start: 21:00``, ``default_country: NO``).
+number, boolean or date (``sender: 123456``, ``start: 21:00``, ``default_country: NO``). A field
+may allow a number as well as text (``template_id: 1107161234567890123``): the schema says so, for
+editors and check-jsonschema, and here it still gets the text, so the digits are checked as
+written (a 19-digit number is no float, and ``0011`` keeps its zeros).
+
+The route types per region are in the schema too (``allOf``/``if``/``then``), for editors;
+``runner.rules`` words that rule itself, so its schema errors are left out here.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 # jsonschema ships no type information (no stubs installed here).
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 from runner.errors import Diagnostic, error, quote
@@ -75,10 +82,10 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Draft7Validator:
     schema = load_schema()
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema)
 
 
 # --- giving text fields the text as written -----------------------------------------------------
@@ -133,11 +140,8 @@ def _wants_text_only(branches: list[Mapping[str, Any]], value: Any) -> bool:
     types: set[str] = set()
     for branch in branches:
         types |= _allowed_types(branch)
-    if "string" in types and json_type(value) == "integer":
-        # Digits that may be written unquoted (template_id): checked as the text written, by
-        # the same pattern a quoted value meets; editors check the number's bounds instead.
-        return "integer" not in types or any("pattern" in b for b in branches)
-    return "string" in types and json_type(value) not in types
+    # Where text is allowed, a plain scalar is the text as written, even if a number is too.
+    return "string" in types and json_type(value) != "string"
 
 
 def json_type(value: Any) -> str:
@@ -163,7 +167,8 @@ def json_type(value: Any) -> str:
 
 def validate(data: Any, marks: Marks, path: str) -> list[Diagnostic]:
     """Schema problems of ``data`` (already coerced), located with ``marks``, sorted by place."""
-    errors = list(_validator().iter_errors(data))
+    # The region/type rule (under "then") is told by runner.rules, in better words.
+    errors = [e for e in _validator().iter_errors(data) if "then" not in e.absolute_schema_path]
     typed = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     # Unknown keys near a known one: "did you mean" already covers the key as missing.
     guessed = {(tuple(e.absolute_path), near) for e in errors
@@ -283,7 +288,9 @@ def _words(err: ValidationError, key_path: KeyPath) -> str:
     limit = err.validator_value
     match str(err.validator):
         case "type":
-            return f"{name} must be {_expected(limit)}, found {_describe(value)}"
+            # A number is allowed where text is only because YAML reads digits as one.
+            wanted = "string" if "string" in limit else limit
+            return f"{name} must be {_expected(wanted)}, found {_describe(value)}"
         case "enum":
             return f"{name} {_show(value)} is not one of {', '.join(_show(v) for v in limit)}"
         case "const":

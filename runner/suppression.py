@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from runner.csvfile import SURROGATE, check_bytes, clean_cell, sniff_delimiter
+from runner.csvfile import SURROGATE, check_bytes, clean_cell, open_text, sniff_delimiter
 from runner.errors import Diagnostic, error, quote, warning
 from runner.model import RecipientsSpec
 from runner.phones import explain, normalise
@@ -50,7 +50,7 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
                      index: int) -> list[Diagnostic]:
     """Add one list's numbers; a CSV with the phone column, or one number a line."""
     into.names.append(shown)
-    problem = check_bytes(path, shown, "suppression list")
+    problem = check_bytes(path, shown, "suppression list", spec.encoding)
     if problem is not None:
         if problem.message.endswith("is empty"):
             # A 0-byte list is more often a failed export than "nobody opted out": sending
@@ -61,7 +61,7 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
         return [problem]
     found: list[Diagnostic] = []
     bad = good = 0
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+    with open_text(path, spec.encoding) as f:
         try:
             for line, raw in _suppression_entries(f, spec.phone_column):
                 e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None

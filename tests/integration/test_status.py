@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -268,10 +269,12 @@ def hand_made_run(tmp_path: Path, ids: Sequence[str], **settings: object) -> Pat
 
 
 class _Response(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer``: supply a stub."""
+    """aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer``: supply a stub
+    where aiohttp takes one (older releases refuse the argument)."""
 
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        if "stream_writer" in inspect.signature(aiohttp.ClientResponse).parameters:
+            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
 
 

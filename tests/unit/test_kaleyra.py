@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import pickle
 from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate
@@ -56,11 +57,16 @@ def endpoint() -> Endpoint:
     return Endpoint(BASE, "HXAP16XXXXXX97IN", Secret(KEY))
 
 
+_TAKES_STREAM_WRITER = "stream_writer" in inspect.signature(aiohttp.ClientResponse).parameters
+
+
 class _Response(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer``: supply a stub."""
+    """aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer``: supply a stub
+    where aiohttp takes one (older releases refuse the argument)."""
 
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        if _TAKES_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
 
 
@@ -340,7 +346,10 @@ def test_an_answer_too_big_to_read_is_judged_by_its_status(status: int, expected
 
 
 def _connector_error(os_error: OSError) -> aiohttp.ClientConnectorError:
-    key = ConnectionKey("api.in.kaleyra.io", 443, True, True, None, None, None, None)
+    # Its fields grew over aiohttp releases (server_hostname in 3.10.something): name them.
+    fields = {"host": "api.in.kaleyra.io", "port": 443, "is_ssl": True, "ssl": True}
+    extra = [p for p in inspect.signature(ConnectionKey).parameters if p not in fields]
+    key = ConnectionKey(**fields, **dict.fromkeys(extra))
     return aiohttp.ClientConnectorError(key, os_error)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft7Validator
 
+from runner.cli import main
 from runner.errors import Diagnostic
 from runner.schema import coerce_strings, load_schema, validate
 from runner.yamlload import load_yaml
@@ -61,10 +62,11 @@ def with_lines(*extra: str) -> str:
 
 # --- the schema itself ---------------------------------------------------------------------------
 
-def test_schema_is_valid_draft_2020_12_with_an_id() -> None:
+def test_schema_is_valid_draft_07_with_an_id() -> None:
+    # Draft-07: what yaml-language-server (the YAML extension of most editors) reads.
     schema = load_schema()
-    Draft202012Validator.check_schema(schema)
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     assert schema["$id"]
 
 
@@ -79,12 +81,22 @@ def test_every_object_rejects_unknown_keys() -> None:
     assert loose == []
 
 
-def test_the_top_level_schema_path_is_a_relative_symlink_to_the_packaged_file() -> None:
-    link = ROOT / "schemas" / "campaign.schema.json"
-    assert link.is_symlink()
-    assert not os.path.isabs(os.readlink(link))
-    assert link.resolve() == (ROOT / "runner" / "campaign.schema.json").resolve()
-    assert json.loads(link.read_text(encoding="utf-8")) == load_schema()
+def test_the_top_level_schema_is_a_real_file_identical_to_the_packaged_one() -> None:
+    # A real file, not a symlink: a checkout without symlinks would make a link a one-line file.
+    # After editing runner/campaign.schema.json: `campaign schema > schemas/campaign.schema.json`.
+    copy = ROOT / "schemas" / "campaign.schema.json"
+    assert not copy.is_symlink()
+    packaged = ROOT / "runner" / "campaign.schema.json"
+    assert copy.read_bytes() == packaged.read_bytes(), (
+        "schemas/campaign.schema.json differs from runner/campaign.schema.json: run "
+        "`campaign schema > schemas/campaign.schema.json`")
+
+
+def test_campaign_schema_prints_the_packaged_schema_byte_for_byte() -> None:
+    out = io.StringIO()
+    assert main(["schema"], stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue() == (ROOT / "runner" / "campaign.schema.json").read_text(encoding="utf-8")
+    assert json.loads(out.getvalue()) == load_schema()
 
 
 def test_a_valid_campaign_has_no_errors() -> None:
