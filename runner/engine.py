@@ -6,12 +6,15 @@ clock.
 
 For each batch a worker:
 1. waits for the rate limiter (which a 429 with Retry-After pauses for everybody),
-2. records the batch in flight in the journal (committed before the request leaves),
+2. records the batch in flight in the journal (committed before the request leaves; the store's
+   writes are awaited, so one on the network never holds up the loop),
 3. makes the attempt, and retries transient answers with capped exponential backoff and jitter,
    up to ``max_attempts`` and a deadline,
 4. records the answer per row: ``sent``, ``failed``, or ``unknown`` when the request may or may
    not have been delivered.
 A stop (signal, send window closing) lets the batches in flight finish and takes no new ones.
+Losing the state store (``StateLost``) stops at once: no answer could be recorded any more, so
+the batches in flight are left open in the store (``unknown`` at the rerun) and ``run`` raises.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
-from runner.journal import Journal, JournalRow
+from runner.errors import StateLost
 from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
 from runner.plan import Batch
+from runner.state import JournalRow, Store
 
 SendAttempt = Callable[[Batch], Awaitable[Outcome]]
 Clock = Callable[[], float]
@@ -89,7 +93,7 @@ class Engine:
         self,
         *,
         send: SendAttempt,
-        journal: Journal,
+        journal: Store,
         limiter: RateLimiter,
         concurrency: int,
         retry: RetryPolicy,
@@ -130,12 +134,19 @@ class Engine:
             return batch
 
         workers = [asyncio.create_task(self._worker(next_batch)) for _ in range(self._concurrency)]
+        lost = False
         try:
             await asyncio.gather(*workers)
+        except StateLost:
+            lost = True
+            self.stop()  # nothing more can be recorded: what is in flight stays open
+            raise
         finally:
             for task in workers:
                 task.cancel()
-            self._journal.flush()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if not lost:
+                await self._journal.aflush()
         return EngineResult(self.stats, stopped=not exhausted)
 
     async def _worker(self, next_batch: Callable[[], Batch | None]) -> None:
@@ -156,8 +167,8 @@ class Engine:
                 # sent stays pending; one waiting to retry keeps its last answer.
                 return last
             if not began:
-                self._journal.begin_batch(batch.id, list(zip(batch.rows, batch.numbers,
-                                                             strict=True)))
+                await self._journal.abegin_batch(batch.id, list(zip(batch.rows, batch.numbers,
+                                                                    strict=True)))
                 began = True
             attempts += 1
             self.stats.requests += 1
@@ -189,10 +200,10 @@ class Engine:
         self.stats.batches += 1
         if outcome is None or (isinstance(outcome, Transient) and self.stop_event.is_set()):
             if began:  # stopped between attempts: every answer so far proved nothing was sent
-                self._journal.release_batch(batch.id)
+                await self._journal.arelease_batch(batch.id)
             return
         outcomes = self._row_outcomes(batch, outcome, attempts)
-        self._journal.finish_rows(outcomes)
+        await self._journal.afinish_rows(outcomes)
         for status, n in Counter(row[2] for row in outcomes).items():
             self.stats.count(status, n)
         if self._on_progress is not None:

@@ -7,6 +7,9 @@ Hierarchy::
     │   └── CampaignInvalid     carries the collected Diagnostics of a campaign that failed checks
     ├── UsageError              bad flags or arguments (exit 2)
     ├── JournalError            a journal that cannot be used (changed campaign, corrupt file)
+    ├── StateUnavailable        the state store (PostgreSQL) cannot be reached at start (exit 75)
+    │   └── StateLost           ... or was lost during the run: the run stopped (exit 75)
+    ├── StateBusy               another process is sending the same run (exit 75)
     └── ApiError                a transport or protocol failure talking to Kaleyra
 
 Checks do not raise per problem: they collect ``Diagnostic`` values (file, line, column, field,
@@ -89,6 +92,19 @@ class UsageError(RunnerError):
 
 class JournalError(RunnerError):
     """The journal cannot be used as asked (e.g. the campaign changed since it was written)."""
+
+
+class StateUnavailable(RunnerError):
+    """The state store cannot be reached (at start: nothing was sent). Exit code 75."""
+
+
+class StateLost(StateUnavailable):
+    """The state store went away during the run: no new batches; those whose answers could not
+    be recorded come back ``unknown`` at the rerun. Exit code 75."""
+
+
+class StateBusy(RunnerError):
+    """Another process holds the run (its lock in the state store): nothing sent. Exit 75."""
 
 
 class ApiError(RunnerError):

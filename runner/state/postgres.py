@@ -1,0 +1,410 @@
+"""The run's state in PostgreSQL (psycopg 3), for machines that do not keep files: CI runners.
+
+The guarantees are the file journal's (``runner.state.sqlite``): a batch is recorded open and
+committed before its request leaves; answers close it; rows of batches left open read
+``in_flight`` and become ``unknown`` at the rerun. What differs:
+
+- the run is keyed by campaign name, region and SID (``RunKey``), not by a path;
+- a session-level advisory lock per run key keeps a second process off it (``StateBusy``);
+- one connection, used only by the store's writer thread: the engine awaits its writes
+  (``abegin_batch``...), so a round trip to the database never holds up the event loop;
+- a connection lost mid-run makes every later call raise ``StateLost``: the engine takes no new
+  batches, and batches whose answers were not recorded stay open, ``unknown`` at the rerun;
+- the URL's password is never shown: messages carry ``mask_url(url)``, and driver messages are
+  scrubbed of it (``scrub``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from runner.errors import JournalError, StateBusy, StateLost, StateUnavailable
+from runner.state import pgschema
+from runner.state.pgschema import COLUMNS, RunKey
+from runner.state.records import (
+    DEFAULT_COMMIT_EVERY,
+    IN_FLIGHT_CODE,
+    IN_FLIGHT_ERROR,
+    JournalMeta,
+    JournalRow,
+    RowOutcome,
+    SentBits,
+    already_sent_error,
+    as_rows,
+    changed_campaign,
+    check_settings,
+    overlay_in_flight,
+    to_outcome,
+)
+from runner.state.url import mask_url, scrub
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 10  # seconds: an unreachable database must not hang a CI job
+
+
+def connect(url: str, *, purpose: str = "send") -> psycopg.Connection[Any]:
+    """A connection, or ``StateUnavailable`` naming the masked URL (never the password)."""
+    name = f"campaign {purpose} on {socket.gethostname()} (pid {os.getpid()})"[:63]
+    try:
+        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=name)
+    except psycopg.Error as exc:
+        raise StateUnavailable(f"cannot reach the state store {mask_url(url)}: "
+                               f"{_first_line(scrub(str(exc), url))}") from None
+    except (ValueError, TypeError) as exc:  # a malformed URL
+        raise StateUnavailable(f"the state URL {mask_url(url)} is not one PostgreSQL "
+                               f"understands: {scrub(str(exc), url)}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no reason given"
+
+
+def ensure_schema(conn: psycopg.Connection[Any], url: str) -> None:
+    """Create or migrate the tables (one transaction, others wait on the schema lock)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgschema.SCHEMA_LOCK,))
+        conn.execute(pgschema.VERSIONS_TABLE)
+        found = conn.execute("SELECT max(version) FROM campaign_schema_version").fetchone()
+        version = (found[0] if found else None) or 0
+        if version > pgschema.SCHEMA_VERSION:
+            raise JournalError(f"the state store {mask_url(url)} was written by a newer version "
+                               f"of runner (schema {version}); upgrade to use it")
+        for number, statements in pgschema.migrations_after(version):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO campaign_schema_version (version) VALUES (%s)", (number,))
+
+
+class PostgresStore:
+    """One run's durable state in PostgreSQL. Use ``PostgresStore.open``; close it when done."""
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str, key: RunKey, run_id: int,
+                 meta: JournalMeta, commit_every: int) -> None:
+        self._conn = conn
+        self._url = url
+        self.key = key
+        self._run = run_id
+        self.fingerprint = meta.fingerprint
+        self.settings = meta.settings
+        self.created = meta.created
+        self.run_number = meta.run_number
+        self._commit_every = commit_every
+        self._pending = 0
+        self._sent: SentBits | None = None
+        self._lost: StateLost | None = None
+        self._closed = False
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="campaign-state")
+        self.set_aside: str | None = None  # what --fresh archived, as a user should see it
+
+    @property
+    def where(self) -> str:
+        return f"{mask_url(self._url)} (run {self.key})"
+
+    @classmethod
+    def open(cls, url: str, key: RunKey, fingerprint: str, *, fresh: bool = False,
+             settings: Mapping[str, object] | None = None,
+             commit_every: int = DEFAULT_COMMIT_EVERY) -> PostgresStore:
+        """Lock the run ``key``, then create it, resume it, or (``fresh``) archive it and start
+        over. ``StateUnavailable`` if the database cannot be reached, ``StateBusy`` if another
+        process holds the run, ``JournalError`` if the campaign changed since the run began."""
+        clean = check_settings(settings or {})
+        conn = connect(url)
+        try:
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key.lock_id(),)).fetchone()
+            conn.commit()
+            if not (locked and locked[0]):
+                raise StateBusy(f"campaign {key} is being sent by another process right now "
+                                f"(state {mask_url(url)}){_holder(conn, key)}: nothing sent; "
+                                "rerun when it has finished")
+            ensure_schema(conn, url)
+            with conn.transaction():
+                run_id, meta, aside = _open_run(conn, url, key, fingerprint, fresh, clean)
+        except psycopg.Error as exc:
+            conn.close()
+            raise StateUnavailable(f"the state store {mask_url(url)} failed while opening the "
+                                   f"run: {_first_line(scrub(str(exc), url))}") from None
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(conn, url, key, run_id, meta, max(commit_every, 1))
+        store.set_aside = aside
+        return store
+
+    # -- writing: every call runs on the writer thread; the a* forms are awaited by the engine
+
+    def begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        self._call(self._begin_batch, batch_id, rows)
+
+    def finish_batch(self, outcomes: Sequence[RowOutcome]) -> None:
+        self.finish_rows(as_rows(outcomes))
+
+    def finish_rows(self, rows: Sequence[JournalRow]) -> None:
+        self._call(self._finish_rows, rows)
+
+    def release_batch(self, batch_id: str) -> None:
+        self._call(self._release_batch, batch_id)
+
+    def flush(self) -> None:
+        self._call(self._commit)
+
+    async def abegin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        await self._acall(self._begin_batch, batch_id, rows)
+
+    async def afinish_rows(self, rows: Sequence[JournalRow]) -> None:
+        await self._acall(self._finish_rows, rows)
+
+    async def arelease_batch(self, batch_id: str) -> None:
+        await self._acall(self._release_batch, batch_id)
+
+    async def aflush(self) -> None:
+        await self._acall(self._commit)
+
+    def mark_in_flight_unknown(self) -> int:
+        return self._call(self._mark_in_flight_unknown)
+
+    # -- reading (the connection sees its own uncommitted writes) --
+
+    def settled_rows(self) -> set[int]:
+        return self.rows_with_status("sent", "failed")
+
+    def rows_with_status(self, *statuses: str) -> set[int]:
+        def read() -> set[int]:
+            cur = self._conn.execute(
+                "SELECT rowno FROM campaign_rows WHERE run_id = %s AND status = ANY(%s)",
+                (self._run, list(statuses)))
+            found = {row for (row,) in cur}
+            in_flight = self._open_rows()
+            found.difference_update(in_flight)
+            if "in_flight" in statuses:
+                found.update(in_flight)
+            return found
+        return self._call(read)
+
+    def counts(self) -> Counter[str]:
+        return Counter(row[2] for row in self.rows_in_row_order())
+
+    def outcome(self, row: int) -> RowOutcome | None:
+        def read() -> RowOutcome | None:
+            in_flight = self._open_rows().get(row)
+            if in_flight is not None:
+                return RowOutcome(row, in_flight[0], "in_flight", in_flight[1])
+            found = self._conn.execute(f"SELECT {COLUMNS} FROM campaign_rows "
+                                       "WHERE run_id = %s AND rowno = %s",
+                                       (self._run, row)).fetchone()
+            return None if found is None else to_outcome(found)
+        return self._call(read)
+
+    def outcomes_in_row_order(self) -> Iterator[RowOutcome]:
+        for found in self.rows_in_row_order():
+            yield to_outcome(found)
+
+    def rows_in_row_order(self) -> Iterator[JournalRow]:
+        """Every recorded row by row number, streamed through a server-side cursor."""
+        in_flight = self._call(self._open_rows)
+        cursor = self._call(self._conn.cursor, "campaign_report")
+        self._call(cursor.execute, f"SELECT {COLUMNS} FROM campaign_rows WHERE run_id = %s "
+                   "ORDER BY rowno", (self._run,))
+
+        def chunks() -> Iterator[Sequence[JournalRow]]:
+            try:
+                while chunk := self._call(cursor.fetchmany, 5000):
+                    yield chunk
+            finally:
+                self._call(cursor.close)
+        return overlay_in_flight(chunks(), in_flight)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._lost is None:
+                self.flush()
+        finally:
+            self._writer.submit(self._conn.close).result()  # the lock goes with the session
+            self._writer.shutdown()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- on the writer thread --
+
+    def _begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        already = self._sent_bits().among(row for row, _ in rows)
+        if already:
+            raise JournalError(already_sent_error(already[0]))
+        self._conn.execute(pgschema.BEGIN_BATCH, (self._run, batch_id, [r for r, _ in rows],
+                                                  [p for _, p in rows]))
+        self._commit()  # the request leaves only once this is durable
+
+    def _finish_rows(self, rows: Sequence[JournalRow]) -> None:
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+        self._conn.execute(pgschema.FINISH_ROWS, {
+            "run": self._run, "batches": sorted({r[3] for r in rows}),
+            "rows": list(columns[0]), "phones": list(columns[1]), "statuses": list(columns[2]),
+            "batch_ids": list(columns[3]), "message_ids": list(columns[4]),
+            "codes": list(columns[5]), "errors": list(columns[6]),
+            "attempts": list(columns[7]), "sent_at": list(columns[8])})
+        sent = [r[0] for r in rows if r[2] == "sent"]
+        if sent:
+            self._sent_bits().mark(sent)
+        self._pending += len(rows)
+        if self._pending >= self._commit_every:
+            self._commit()
+
+    def _release_batch(self, batch_id: str) -> None:
+        self._conn.execute("UPDATE campaign_batches SET open = FALSE WHERE run_id = %s AND id = %s",
+                           (self._run, batch_id))
+        self._pending += 1
+        if self._pending >= self._commit_every:
+            self._commit()
+
+    def _mark_in_flight_unknown(self) -> int:
+        in_flight = self._open_rows()
+        items = sorted(in_flight.items())
+        self._conn.execute(pgschema.UNKNOWN_ROWS, {
+            "run": self._run, "code": IN_FLIGHT_CODE, "error": IN_FLIGHT_ERROR,
+            "rows": [r for r, _ in items], "phones": [w[0] for _, w in items],
+            "batch_ids": [w[1] for _, w in items]})
+        self._conn.execute("UPDATE campaign_batches SET open = FALSE WHERE run_id = %s AND open",
+                           (self._run,))
+        self._commit()
+        return len(items)
+
+    def _commit(self) -> None:
+        self._conn.commit()
+        self._pending = 0
+
+    def _open_rows(self) -> dict[int, tuple[str, str]]:
+        found: dict[int, tuple[str, str]] = {}
+        for batch_id, rows, phones in self._conn.execute(
+                "SELECT id, rows, phones FROM campaign_batches WHERE run_id = %s AND open",
+                (self._run,)):
+            if len(rows) != len(phones):
+                raise JournalError(f"the state store {mask_url(self._url)}: batch {batch_id} "
+                                   "is damaged (its rows and numbers differ in count)")
+            for row, phone in zip(rows, phones, strict=True):
+                found[row] = (phone, batch_id)
+        return found
+
+    def _sent_bits(self) -> SentBits:
+        if self._sent is None:
+            self._sent = SentBits(row for (row,) in self._conn.execute(
+                "SELECT rowno FROM campaign_rows WHERE run_id = %s AND status = 'sent'",
+                (self._run,)))
+        return self._sent
+
+    # -- calling the writer thread --
+
+    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._lost is not None:
+            raise self._lost
+        try:
+            return fn(*args)
+        except psycopg.Error as exc:
+            self._pending = 0
+            if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or \
+                    self._conn.broken or self._conn.closed:
+                self._lost = StateLost(
+                    f"lost the state store {mask_url(self._url)} during the run: "
+                    f"{_first_line(scrub(str(exc), self._url))}; no new batches were sent, and "
+                    "batches whose answers could not be recorded will be reported unknown; "
+                    "rerun when the database is back")
+                raise self._lost from None
+            with contextlib.suppress(psycopg.Error):
+                self._conn.rollback()
+            raise JournalError(f"the state store {mask_url(self._url)}: "
+                               f"{_first_line(scrub(str(exc), self._url))}") from None
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._writer.submit(self._guarded, fn, *args).result()
+
+    async def _acall(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._writer.submit(self._guarded, fn, *args))
+
+
+def _open_run(conn: psycopg.Connection[Any], url: str, key: RunKey, fingerprint: str,
+              fresh: bool, settings: dict[str, object]
+              ) -> tuple[int, JournalMeta, str | None]:
+    found = conn.execute(
+        "SELECT id, fingerprint, settings, created, run_number FROM campaign_runs "
+        "WHERE name = %s AND region = %s AND sid = %s AND archived IS NULL FOR UPDATE",
+        (key.name, key.region, key.sid)).fetchone()
+    aside = None
+    if found is not None and fresh:
+        conn.execute("UPDATE campaign_runs SET archived = now() WHERE id = %s", (found[0],))
+        aside = f"run {found[0]} of {mask_url(url)} (archived, not deleted)"
+        found = None
+    if found is None:
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        inserted = conn.execute(
+            "INSERT INTO campaign_runs (name, region, sid, fingerprint, settings, created, "
+            "run_number) VALUES (%s, %s, %s, %s, %s, %s, 1) RETURNING id",
+            (key.name, key.region, key.sid, fingerprint,
+             Jsonb(json.loads(json.dumps(settings, default=str))), created)).fetchone()
+        assert inserted is not None
+        return inserted[0], JournalMeta(fingerprint, settings, created, 1), aside
+    run_id, stored_fp, stored, created, run_number = found
+    if stored_fp != fingerprint:
+        raise JournalError(changed_campaign(f"{mask_url(url)}, run {key}",
+                                            "give the new campaign its own name"))
+    conn.execute("UPDATE campaign_runs SET run_number = %s WHERE id = %s",
+                 (run_number + 1, run_id))
+    return run_id, JournalMeta(stored_fp, dict(stored), created, run_number + 1), aside
+
+
+def _holder(conn: psycopg.Connection[Any], key: RunKey) -> str:
+    """Who holds the run's lock, when the database will say (best effort)."""
+    lock = key.lock_id()
+    try:
+        found = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
+            ((lock >> 32) & 0xFFFFFFFF, lock & 0xFFFFFFFF)).fetchone()
+        conn.rollback()
+    except psycopg.Error:
+        return ""
+    return f" ({found[0]})" if found and found[0] else ""
+
+
+def read_run_meta(url: str, sent: Sequence[tuple[int, str]]) -> JournalMeta:
+    """The meta of the run that sent these ``(row, message_id)`` pairs (for `campaign status`,
+    which has a report, not a campaign): the run whose records match them all."""
+    conn = connect(url, purpose="status")
+    try:
+        ensure_schema(conn, url)
+        runs = conn.execute("SELECT id, fingerprint, settings, created, run_number FROM "
+                            "campaign_runs ORDER BY archived IS NOT NULL, id DESC").fetchall()
+        probe = list(sent[:20])
+        for run_id, fp, settings, created, run_number in runs:
+            matched = conn.execute(
+                "SELECT count(*) FROM campaign_rows r JOIN unnest(%s::integer[], %s::text[]) "
+                "AS t(rowno, mid) ON r.rowno = t.rowno AND r.message_id = t.mid "
+                "WHERE r.run_id = %s", ([p[0] for p in probe], [p[1] for p in probe], run_id)
+            ).fetchone()
+            if probe and matched and matched[0] == len(probe):
+                return JournalMeta(fp, dict(settings), created, run_number)
+    except psycopg.Error as exc:
+        raise StateUnavailable(f"the state store {mask_url(url)} failed: "
+                               f"{_first_line(scrub(str(exc), url))}") from None
+    finally:
+        conn.close()
+    raise JournalError(f"no run in the state store {mask_url(url)} sent this report's messages "
+                       "(is it the --state the report was sent with?)")
