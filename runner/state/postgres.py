@@ -234,7 +234,7 @@ class PostgresStore:
             if self._lost is None:
                 self.flush()
         finally:
-            self._writer.submit(self._conn.close).result()  # the lock goes with the session
+            self._writer.submit(self._end_session).result()
             self._writer.shutdown()
 
     def __enter__(self) -> PostgresStore:
@@ -287,6 +287,15 @@ class PostgresStore:
                            (self._run,))
         self._commit()
         return len(items)
+
+    def _end_session(self) -> None:
+        """Let go of the run now: closing alone frees the lock only once the server notices."""
+        with contextlib.suppress(psycopg.Error):
+            if self._lost is None and not self._conn.broken:
+                self._conn.rollback()
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key.lock_id(),))
+                self._conn.commit()
+        self._conn.close()
 
     def _commit(self) -> None:
         self._conn.commit()
