@@ -57,10 +57,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE campaign_batches (
             run_id BIGINT NOT NULL,
             id TEXT NOT NULL,
-            rows INTEGER[] NOT NULL,
-            phones TEXT[] NOT NULL,
+            members JSON NOT NULL,
             open BOOLEAN NOT NULL DEFAULT TRUE,
             PRIMARY KEY (run_id, id)
+        )""",
+        """CREATE TABLE campaign_answers (
+            run_id BIGINT NOT NULL,
+            seq BIGSERIAL,
+            answer JSON NOT NULL,
+            PRIMARY KEY (run_id, seq)
         )""",
         "CREATE INDEX campaign_batches_open ON campaign_batches (run_id) WHERE open",
     ),
@@ -68,21 +73,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 COLUMNS = "rowno, phone, status, batch_id, message_id, error_code, error, attempts, sent_at"
 
-BEGIN_BATCH = """
-INSERT INTO campaign_batches (run_id, id, rows, phones, open) VALUES (%s, %s, %s, %s, TRUE)
-ON CONFLICT (run_id, id) DO UPDATE SET rows = excluded.rows, phones = excluded.phones, open = TRUE
+# A batch's members are [[row, phone], ...]: one tuple a batch, as in the sqlite journal.
+# Batches begun together (the writer's group) go in one statement: [[id, members], ...].
+BEGIN_BATCHES = """
+INSERT INTO campaign_batches (run_id, id, members, open)
+SELECT %(run)s, b->>0, b->1, TRUE FROM json_array_elements(%(begun)s) AS b
+ON CONFLICT (run_id, id) DO UPDATE SET members = excluded.members, open = TRUE
 """
-# One statement a batch's answer: its rows upserted from arrays, its batch closed.
+# An answer is one tuple too: its rows as a JSON array of journal rows, its batch closed in the
+# same statement. Rows are folded into campaign_rows when something reads them (``COMPACT``),
+# so the path every request takes writes two tuples, not one per recipient.
 FINISH_ROWS = """
 WITH closed AS (
     UPDATE campaign_batches SET open = FALSE WHERE run_id = %(run)s AND id = ANY(%(batches)s)
 )
+INSERT INTO campaign_answers (run_id, answer) VALUES (%(run)s, %(answer)s)
+"""
+# The latest answer for each row wins (a row retried later was answered again).
+COMPACT = """
+WITH folded AS (
+    DELETE FROM campaign_answers WHERE run_id = %(run)s RETURNING seq, answer
+), latest AS (
+    SELECT DISTINCT ON (rowno) rowno, phone, status, batch_id, message_id, error_code, error,
+           attempts, sent_at
+    FROM (SELECT f.seq, (e->>0)::integer AS rowno, e->>1 AS phone, e->>2 AS status,
+                 e->>3 AS batch_id, e->>4 AS message_id, e->>5 AS error_code, e->>6 AS error,
+                 (e->>7)::integer AS attempts, e->>8 AS sent_at
+          FROM folded f, json_array_elements(f.answer) AS e) AS t
+    ORDER BY rowno, seq DESC
+)
 INSERT INTO campaign_rows (run_id, rowno, phone, status, batch_id, message_id, error_code,
                            error, attempts, sent_at)
-SELECT %(run)s, * FROM unnest(%(rows)s::integer[], %(phones)s::text[], %(statuses)s::text[],
-                              %(batch_ids)s::text[], %(message_ids)s::text[],
-                              %(codes)s::text[], %(errors)s::text[], %(attempts)s::integer[],
-                              %(sent_at)s::text[])
+SELECT %(run)s, * FROM latest
 ON CONFLICT (run_id, rowno) DO UPDATE SET phone = excluded.phone, status = excluded.status,
     batch_id = excluded.batch_id, message_id = excluded.message_id,
     error_code = excluded.error_code, error = excluded.error, attempts = excluded.attempts,

@@ -6,8 +6,9 @@ committed before its request leaves; answers close it; rows of batches left open
 
 - the run is keyed by campaign name, region and SID (``RunKey``), not by a path;
 - a session-level advisory lock per run key keeps a second process off it (``StateBusy``);
-- one connection, used only by the store's writer thread: the engine awaits its writes
-  (``abegin_batch``...), so a round trip to the database never holds up the event loop;
+- one connection, used only by the store's writer thread (``runner.state.pgwriter``, with
+  group commit): the engine awaits its writes (``abegin_batch``...), so a round trip to the
+  database never holds up the event loop;
 - a connection lost mid-run makes every later call raise ``StateLost``: the engine takes no new
   batches, and batches whose answers were not recorded stay open, ``unknown`` at the rerun;
 - the URL's password is never shown: messages carry ``mask_url(url)``, and driver messages are
@@ -23,17 +24,17 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from runner.errors import JournalError, StateBusy, StateLost, StateUnavailable
 from runner.state import pgschema
 from runner.state.pgschema import COLUMNS, RunKey
+from runner.state.pgwriter import Op, Writer
 from runner.state.records import (
     DEFAULT_COMMIT_EVERY,
     IN_FLIGHT_CODE,
@@ -52,6 +53,7 @@ from runner.state.records import (
 from runner.state.url import mask_url, scrub
 
 T = TypeVar("T")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 CONNECT_TIMEOUT = 10  # seconds: an unreachable database must not hang a CI job
 
 
@@ -105,8 +107,10 @@ class PostgresStore:
         self._pending = 0
         self._sent: SentBits | None = None
         self._lost: StateLost | None = None
+        self._compacted = False  # answers written since the last fold into rows
         self._closed = False
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="campaign-state")
+        self._writer = Writer(lambda group: self._guarded(self._group, group),
+                              name="campaign-state")
         self.set_aside: str | None = None  # what --fresh archived, as a user should see it
 
     @property
@@ -146,13 +150,14 @@ class PostgresStore:
     # -- writing: every call runs on the writer thread; the a* forms are awaited by the engine
 
     def begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
-        self._call(self._begin_batch, batch_id, rows)
+        self._check_unsent(self._call(self._sent_bits), rows)
+        self._writer.submit("begin", (batch_id, rows)).result()
 
     def finish_batch(self, outcomes: Sequence[RowOutcome]) -> None:
         self.finish_rows(as_rows(outcomes))
 
     def finish_rows(self, rows: Sequence[JournalRow]) -> None:
-        self._call(self._finish_rows, rows)
+        self._writer.submit("finish", rows).result()
 
     def release_batch(self, batch_id: str) -> None:
         self._call(self._release_batch, batch_id)
@@ -161,10 +166,12 @@ class PostgresStore:
         self._call(self._commit)
 
     async def abegin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
-        await self._acall(self._begin_batch, batch_id, rows)
+        sent = self._sent if self._sent is not None else await self._acall(self._sent_bits)
+        self._check_unsent(sent, rows)
+        await asyncio.wrap_future(self._writer.submit("begin", (batch_id, rows)))
 
     async def afinish_rows(self, rows: Sequence[JournalRow]) -> None:
-        await self._acall(self._finish_rows, rows)
+        await asyncio.wrap_future(self._writer.submit("finish", rows))
 
     async def arelease_batch(self, batch_id: str) -> None:
         await self._acall(self._release_batch, batch_id)
@@ -182,6 +189,7 @@ class PostgresStore:
 
     def rows_with_status(self, *statuses: str) -> set[int]:
         def read() -> set[int]:
+            self._compact()
             cur = self._conn.execute(
                 "SELECT rowno FROM campaign_rows WHERE run_id = %s AND status = ANY(%s)",
                 (self._run, list(statuses)))
@@ -198,6 +206,7 @@ class PostgresStore:
 
     def outcome(self, row: int) -> RowOutcome | None:
         def read() -> RowOutcome | None:
+            self._compact()
             in_flight = self._open_rows().get(row)
             if in_flight is not None:
                 return RowOutcome(row, in_flight[0], "in_flight", in_flight[1])
@@ -213,6 +222,7 @@ class PostgresStore:
 
     def rows_in_row_order(self) -> Iterator[JournalRow]:
         """Every recorded row by row number, streamed through a server-side cursor."""
+        self._call(self._compact)
         in_flight = self._call(self._open_rows)
         cursor = self._call(self._conn.cursor, "campaign_report")
         self._call(cursor.execute, f"SELECT {COLUMNS} FROM campaign_rows WHERE run_id = %s "
@@ -232,10 +242,11 @@ class PostgresStore:
         self._closed = True
         try:
             if self._lost is None:
+                self._call(self._compact)  # what `campaign status` reads is folded in
                 self.flush()
         finally:
-            self._writer.submit(self._end_session).result()
-            self._writer.shutdown()
+            self._writer.submit("call", self._end_session).result()
+            self._writer.stop()
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -246,28 +257,53 @@ class PostgresStore:
 
     # -- on the writer thread --
 
-    def _begin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
-        already = self._sent_bits().among(row for row, _ in rows)
-        if already:
-            raise JournalError(already_sent_error(already[0]))
-        self._conn.execute(pgschema.BEGIN_BATCH, (self._run, batch_id, [r for r, _ in rows],
-                                                  [p for _, p in rows]))
-        self._commit()  # the request leaves only once this is durable
+    def _group(self, group: Sequence[Op]) -> None:
+        """A group of queued ops: consecutive begins in one statement, consecutive answers in
+        one record, calls in order, and one commit if any batch began."""
+        begun: list[tuple[str, Sequence[tuple[int, str]]]] = []
+        answers: list[JournalRow] = []
+        commit = False
+        for op in group:
+            if op.kind == "begin":
+                self._write_answers(answers)
+                begun.append(op.payload)
+                commit = True
+            elif op.kind == "finish":
+                self._write_begun(begun)
+                answers.extend(op.payload)
+            else:
+                self._write_answers(answers)
+                self._write_begun(begun)
+                op.future.set_result(op.payload())
+        self._write_answers(answers)
+        self._write_begun(begun)
+        if commit or self._pending >= self._commit_every:
+            self._commit()  # the requests of the batches begun leave only once this is durable
 
-    def _finish_rows(self, rows: Sequence[JournalRow]) -> None:
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+    def _write_begun(self, begun: list[tuple[str, Sequence[tuple[int, str]]]]) -> None:
+        if begun:
+            self._conn.execute(pgschema.BEGIN_BATCHES, {
+                "run": self._run, "begun": Json(begun, dumps=_dumps)}, prepare=True)
+            begun.clear()
+
+    def _write_answers(self, rows: list[JournalRow]) -> None:
+        if not rows:
+            return
         self._conn.execute(pgschema.FINISH_ROWS, {
-            "run": self._run, "batches": sorted({r[3] for r in rows}),
-            "rows": list(columns[0]), "phones": list(columns[1]), "statuses": list(columns[2]),
-            "batch_ids": list(columns[3]), "message_ids": list(columns[4]),
-            "codes": list(columns[5]), "errors": list(columns[6]),
-            "attempts": list(columns[7]), "sent_at": list(columns[8])})
+            "run": self._run, "batches": list({r[3] for r in rows}),
+            "answer": Json(rows, dumps=_dumps)}, prepare=True)
+        self._compacted = False
         sent = [r[0] for r in rows if r[2] == "sent"]
         if sent:
             self._sent_bits().mark(sent)
         self._pending += len(rows)
-        if self._pending >= self._commit_every:
-            self._commit()
+        rows.clear()
+
+    @staticmethod
+    def _check_unsent(sent: SentBits, rows: Sequence[tuple[int, str]]) -> None:
+        already = sent.among(row for row, _ in rows)
+        if already:
+            raise JournalError(already_sent_error(already[0]))
 
     def _release_batch(self, batch_id: str) -> None:
         self._conn.execute("UPDATE campaign_batches SET open = FALSE WHERE run_id = %s AND id = %s",
@@ -276,7 +312,14 @@ class PostgresStore:
         if self._pending >= self._commit_every:
             self._commit()
 
+    def _compact(self) -> None:
+        """Fold the answers recorded since the last read into the row records."""
+        if not self._compacted:
+            self._conn.execute(pgschema.COMPACT, {"run": self._run})
+            self._compacted = True
+
     def _mark_in_flight_unknown(self) -> int:
+        self._compact()
         in_flight = self._open_rows()
         items = sorted(in_flight.items())
         self._conn.execute(pgschema.UNKNOWN_ROWS, {
@@ -303,18 +346,20 @@ class PostgresStore:
 
     def _open_rows(self) -> dict[int, tuple[str, str]]:
         found: dict[int, tuple[str, str]] = {}
-        for batch_id, rows, phones in self._conn.execute(
-                "SELECT id, rows, phones FROM campaign_batches WHERE run_id = %s AND open",
+        for batch_id, members in self._conn.execute(
+                "SELECT id, members FROM campaign_batches WHERE run_id = %s AND open",
                 (self._run,)):
-            if len(rows) != len(phones):
+            try:
+                for row, phone in members:
+                    found[int(row)] = (str(phone), batch_id)
+            except (TypeError, ValueError):
                 raise JournalError(f"the state store {mask_url(self._url)}: batch {batch_id} "
-                                   "is damaged (its rows and numbers differ in count)")
-            for row, phone in zip(rows, phones, strict=True):
-                found[row] = (phone, batch_id)
+                                   "is damaged (its members are not [row, phone] pairs)") from None
         return found
 
     def _sent_bits(self) -> SentBits:
         if self._sent is None:
+            self._compact()
             self._sent = SentBits(row for (row,) in self._conn.execute(
                 "SELECT rowno FROM campaign_rows WHERE run_id = %s AND status = 'sent'",
                 (self._run,)))
@@ -323,12 +368,13 @@ class PostgresStore:
     # -- calling the writer thread --
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._lost is not None:
+        if self._lost is not None and not self._closed:
             raise self._lost
         try:
             return fn(*args)
         except psycopg.Error as exc:
             self._pending = 0
+            self._compacted = False  # a rollback undid any fold
             if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or \
                     self._conn.broken or self._conn.closed:
                 self._lost = StateLost(
@@ -343,10 +389,12 @@ class PostgresStore:
                                f"{_first_line(scrub(str(exc), self._url))}") from None
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._writer.submit(self._guarded, fn, *args).result()
+        result: T = self._writer.submit("call", lambda: fn(*args)).result()
+        return result
 
     async def _acall(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self._writer.submit(self._guarded, fn, *args))
+        result: T = await asyncio.wrap_future(self._writer.submit("call", lambda: fn(*args)))
+        return result
 
 
 def _open_run(conn: psycopg.Connection[Any], url: str, key: RunKey, fingerprint: str,
