@@ -89,6 +89,6 @@ def read_state_meta(state: str | None, report: Path,
     if state is None:
         return read_meta(journal_path(report))
     _need_psycopg()
-    from runner.state.postgres import read_run_meta
+    from runner.state.pgopen import read_run_meta
 
     return read_run_meta(state, sent)
