@@ -7,7 +7,7 @@
 Every figure is a ratio against a baseline measured side by side in the same run, since
 absolute times on shared machines drift:
 
-- validate: ``runner.check.check_campaign`` and `campaign send --dry-run` (end to end, which also
+- validate: ``runner.checker.check_campaign`` and `campaign send --dry-run` (end to end, which also
   writes the report) against the naive baseline (csv.DictReader + phonenumbers.parse +
   is_valid_number + a set), with the verdict counts asserted equal;
 - send: the time `campaign send` takes beyond `campaign send --dry-run` of the same campaign,
@@ -259,7 +259,7 @@ def arrivals_stats(times: Sequence[float], rate: int) -> tuple[float, float, int
 
 
 def step_validate(ctx: Context) -> None:
-    from runner.check import check_campaign
+    from runner.checker import check_campaign
 
     section = Section(
         "Dry-run validation: per row, against the naive baseline",

@@ -1,7 +1,7 @@
 """Async sending: the rate limiter, bounded concurrency, retries, and journal updates.
 
 The engine knows nothing of HTTP: it takes a ``send`` callable that makes one attempt for a batch
-and returns a classified outcome (``runner.kaleyra``), so tests drive it with fakes and a fake
+and returns a classified outcome (``runner.answers``), so tests drive it with fakes and a fake
 clock.
 
 For each batch a worker:
@@ -20,6 +20,7 @@ the batches in flight are left open in the store (``unknown`` at the rerun) and 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,12 +31,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
+from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.errors import StateLost
-from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
 from runner.plan import Batch
 from runner.state import JournalRow, Store
+
+log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
 SendAttempt = Callable[[Batch], Awaitable[Outcome]]
 Clock = Callable[[], float]
@@ -57,6 +60,7 @@ class EngineStats:
     retries: int = 0
     rows_done: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    retry_causes: Counter[str] = field(default_factory=Counter)  # the answer each retry followed
 
     def count(self, status: str, n: int) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + n
@@ -82,6 +86,14 @@ class _StopAfterClock(stop_base):
 def _last_answer(state: RetryCallState) -> Outcome | None:
     """When retries run out, the batch ends with its last answer (not tenacity's RetryError)."""
     return state.outcome.result() if state.outcome else None
+
+
+def _answer(outcome: Outcome) -> str:
+    """An answer in a few words for the request log (never the request or the key)."""
+    if isinstance(outcome, Accepted):
+        return f"accepted ({len(outcome.message_ids)} ids)"
+    kind = type(outcome).__name__.lower()
+    return f"{kind} {outcome.code}"
 
 
 def _now_iso() -> str:
@@ -174,7 +186,13 @@ class Engine:
             self.stats.requests += 1
             if attempts > 1:
                 self.stats.retries += 1
+                self.stats.retry_causes[last.code if last is not None and not isinstance(
+                    last, Accepted) else "unknown"] += 1
+            sent_at = self._clock()
             outcome = last = await self._send(batch)
+            if log.isEnabledFor(logging.INFO):
+                log.info("batch %s: %d numbers, attempt %d: %s in %.3f s", batch.id,
+                         len(batch.rows), attempts, _answer(outcome), self._clock() - sent_at)
             if isinstance(outcome, Transient) and outcome.retry_after:
                 self._limiter.pause_until(self._clock() + outcome.retry_after)
             return outcome

@@ -7,9 +7,12 @@ Hierarchy::
     │   └── CampaignInvalid     carries the collected Diagnostics of a campaign that failed checks
     ├── UsageError              bad flags or arguments (exit 2)
     ├── JournalError            a journal that cannot be used (changed campaign, corrupt file)
-    ├── StateUnavailable        the state store (PostgreSQL) cannot be reached at start (exit 75)
-    │   └── StateLost           ... or was lost during the run: the run stopped (exit 75)
-    ├── StateBusy               another process is sending the same run (exit 75)
+    ├── RunInterrupted          a run stopped part way by trouble outside it: the journal or
+    │   │                       the disk failed mid-run (exit 75, a rerun resumes)
+    │   └── StateLost           the state store (PostgreSQL) was lost during the run (exit 75)
+    ├── StateUnavailable        the state store cannot be reached at start, nothing sent (exit 75)
+    │   └── StateLost           (also: lost mid-run is a kind of unavailable)
+    ├── StateBusy               another process is sending the same run, nothing sent (exit 75)
     └── ApiError                a transport or protocol failure talking to Kaleyra
 
 Checks do not raise per problem: they collect ``Diagnostic`` values (file, line, column, field,
@@ -73,6 +76,8 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 class RunnerError(Exception):
     """Base of every exception this package raises on purpose."""
 
+    exit_code = 1  # what `campaign` exits with when this ends a command
+
 
 class InputError(RunnerError):
     """Bad user input: the message names the file, line and field. Exit code 1."""
@@ -89,22 +94,35 @@ class CampaignInvalid(InputError):
 class UsageError(RunnerError):
     """Bad command-line usage. Exit code 2."""
 
+    exit_code = 2
+
 
 class JournalError(RunnerError):
     """The journal cannot be used as asked (e.g. the campaign changed since it was written)."""
 
 
+class RunInterrupted(RunnerError):
+    """A run stopped part way because its state could not be kept (journal, disk, store).
+    What was recorded stays consistent; a rerun resumes. Exit code 75."""
+
+    exit_code = 75
+
+
 class StateUnavailable(RunnerError):
     """The state store cannot be reached (at start: nothing was sent). Exit code 75."""
 
+    exit_code = 75
 
-class StateLost(StateUnavailable):
+
+class StateLost(RunInterrupted, StateUnavailable):
     """The state store went away during the run: no new batches; those whose answers could not
     be recorded come back ``unknown`` at the rerun. Exit code 75."""
 
 
 class StateBusy(RunnerError):
     """Another process holds the run (its lock in the state store): nothing sent. Exit 75."""
+
+    exit_code = 75
 
 
 class ApiError(RunnerError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from runner.check import CampaignCheck, PlanSummary
+from runner.checker import CampaignCheck, PlanSummary
 from runner.errors import Diagnostic
 
 

@@ -10,7 +10,8 @@ already E.164 or in a plain national form, written with digits and a little punc
 (country code, international and national prefixes, leading zeros) straight from the library's
 own metadata, and checks validity with one precompiled pattern per region and length instead of
 walking every number type. Anything else (letters, extensions, odd prefixes, rare metadata
-rules) goes the slow way. A hypothesis test holds the two paths to the same verdicts.
+rules) goes the slow way. A hypothesis test holds the two paths to the same verdicts. The
+metadata, compiled once per region and country code, is ``runner.phonemeta``.
 """
 
 from __future__ import annotations
@@ -20,22 +21,15 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberFormat
+from phonenumbers import PhoneNumberFormat
+
+from runner.phonemeta import CC_TEXT, COUNTRIES, MAX_NSN, REGIONS, UNSURE, Meta, Unsure, Verdict
 
 __all__ = ["explain", "normalise", "normalise_slow", "normaliser"]
 
-_MAX_NSN: Final = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
 _NON_GEO: Final = "001"
 _ANY_DIGIT: Final = re.compile(r"\d")  # Unicode digits, as phonenumbers' own patterns
 _LETTER: Final = re.compile(r"[^\W\d_]")  # any letter, in any script
-
-
-class _Unsure:
-    """The fast path cannot decide: fall back to the slow path."""
-
-
-_UNSURE: Final = _Unsure()
-Verdict = str | None | _Unsure
 
 # --- the reference -----------------------------------------------------------------------
 
@@ -69,7 +63,7 @@ def normalise(raw: str, default_country: str | None) -> str | None:
     region = default_country.upper() if default_country else None
     text = raw.strip()
     verdict = _fast(text, region)
-    if isinstance(verdict, _Unsure):
+    if isinstance(verdict, Unsure):
         # Without a digit parse can only fail (it wants two at least): skip its cost.
         return normalise_slow(text, region) if _ANY_DIGIT.search(text) else None
     return verdict
@@ -83,7 +77,7 @@ def normaliser(default_country: str | None) -> Callable[[str], str | None]:
     def bound(raw: str) -> str | None:
         text = raw.strip()
         verdict = fast(text, region)
-        if isinstance(verdict, _Unsure):
+        if isinstance(verdict, Unsure):
             return slow(text, region) if any_digit(text) else None
         return verdict
 
@@ -120,15 +114,15 @@ def _quick_region(text: str, region: str | None) -> str | None:
         return None
     plus = text[0] == "+"
     digits = (text[1:] if plus else text).translate(_PUNCT)
-    if not (6 <= len(digits) <= _MAX_NSN and digits.isascii() and digits.isdigit()):
+    if not (6 <= len(digits) <= MAX_NSN and digits.isascii() and digits.isdigit()):
         return None
     if plus:
         for size in (1, 2, 3):
-            if digits[:size] in _CC_TEXT:
+            if digits[:size] in CC_TEXT:
                 where = phonenumbers.region_code_for_country_code(int(digits[:size]))
                 return str(where) if where not in (_NON_GEO, "ZZ") else None
         return None
-    meta = _REGIONS[region] if region is not None else None
+    meta = REGIONS[region] if region is not None else None
     if meta is None or digits.startswith(("00", meta.cc_text)):
         return None
     if meta.idd is not None and meta.idd.match(digits):
@@ -152,21 +146,20 @@ def _explain_parse_error(shown: str, text: str, region: str | None, kind: int) -
 # --- the fast path -----------------------------------------------------------------------
 
 _PUNCT: Final = str.maketrans("", "", " -.()")
-_CC_TEXT: Final = frozenset(str(cc) for cc in COUNTRY_CODE_TO_REGION_CODE)
 
 
 def _fast(text: str, region: str | None) -> Verdict:
     if not 3 <= len(text) <= 40:
-        return _UNSURE
+        return UNSURE
     plus = text[0] == "+"
     digits = text[1:] if plus else text
     if not digits.isdigit():
         digits = digits.translate(_PUNCT)
         if not digits.isdigit():
-            return _UNSURE  # letters, extensions, other punctuation: parse knows them all
+            return UNSURE  # letters, extensions, other punctuation: parse knows them all
     # parse wants three digits to call it a number; isdigit() also passes non-ASCII digits.
     if len(digits) < 3 or not digits.isascii():
-        return _UNSURE
+        return UNSURE
     if plus:
         return _international(digits)
     verdict = _national(digits, region)
@@ -180,9 +173,9 @@ def _international(digits: str) -> Verdict:
     if len(digits) <= 2:
         return None  # TOO_SHORT_AFTER_IDD
     # Country codes are prefix-free; none starts with 0 (parse retries those oddly: let it).
-    country = _COUNTRIES[digits[:1]] or _COUNTRIES[digits[:2]] or _COUNTRIES[digits[:3]]
+    country = COUNTRIES[digits[:1]] or COUNTRIES[digits[:2]] or COUNTRIES[digits[:3]]
     if country is None:
-        return _UNSURE
+        return UNSURE
     rest = digits[country.size :]
     if len(rest) < 2:
         return None  # TOO_SHORT_NSN
@@ -196,9 +189,9 @@ def _national(digits: str, region: str | None) -> Verdict:
     """Digits written without +: the default region's prefixes decide how to read them."""
     if region is None:
         return None  # parse wants a default region here; _fast tries "00" as "+" itself
-    meta = _REGIONS[region]
+    meta = REGIONS[region]
     if meta is None:
-        return _UNSURE
+        return UNSURE
     idd = meta.idd
     if idd is not None:
         m = idd.match(digits)
@@ -206,13 +199,13 @@ def _national(digits: str, region: str | None) -> Verdict:
             rest = digits[m.end() :]
             if not rest.startswith("0"):
                 return _international(rest)
-    country = _COUNTRIES[meta.cc_text]
+    country = COUNTRIES[meta.cc_text]
     if country is None:
-        return _UNSURE
+        return UNSURE
     if digits.startswith(meta.cc_text):
         # parse may read the region's country code even without a +.
         national = _country_code_without_plus(digits, meta)
-        if isinstance(national, _Unsure):
+        if isinstance(national, Unsure):
             return national
         if national is not None:
             if len(national) < 2:
@@ -221,7 +214,7 @@ def _national(digits: str, region: str | None) -> Verdict:
     return country.finish(_strip_national_prefix(digits, meta))
 
 
-def _strip_national_prefix(number: str, meta: _Meta) -> Verdict:
+def _strip_national_prefix(number: str, meta: Meta) -> Verdict:
     """parse's national-prefix step: strip it only when what remains has a possible length."""
     stripped = _without_national_prefix(number, meta)
     if stripped is number or not isinstance(stripped, str):
@@ -229,7 +222,7 @@ def _strip_national_prefix(number: str, meta: _Meta) -> Verdict:
     return stripped if meta.length_allows_stripping(len(stripped)) else number
 
 
-def _without_national_prefix(number: str, meta: _Meta) -> Verdict:
+def _without_national_prefix(number: str, meta: Meta) -> Verdict:
     """phonenumbers' _maybe_strip_national_prefix_carrier_code, for prefixes without rewrites."""
     prefix = meta.national_prefix
     if prefix is None:
@@ -240,7 +233,7 @@ def _without_national_prefix(number: str, meta: _Meta) -> Verdict:
     if meta.transform:
         groups = m.groups()
         if not groups or groups[-1] is not None:
-            return _UNSURE  # a carrier-code rewrite: rare, leave it to parse
+            return UNSURE  # a carrier-code rewrite: rare, leave it to parse
     general = meta.general
     stripped = number[m.end() :]
     if general is not None and general.fullmatch(number) and not general.fullmatch(stripped):
@@ -248,7 +241,7 @@ def _without_national_prefix(number: str, meta: _Meta) -> Verdict:
     return stripped
 
 
-def _country_code_without_plus(digits: str, meta: _Meta) -> Verdict:
+def _country_code_without_plus(digits: str, meta: Meta) -> Verdict:
     """National digits that begin with the region's own country code: does parse take it so?
 
     The national number after the code when parse reads the code, None when it does not.
@@ -261,147 +254,7 @@ def _country_code_without_plus(digits: str, meta: _Meta) -> Verdict:
         return potential
     lengths = meta.lengths
     if not lengths:
-        return _UNSURE
+        return UNSURE
     n = len(digits)
     too_long = n not in meta.local and n > lengths[0] and n > lengths[-1]
     return potential if too_long else None
-
-
-# --- metadata, compiled once per region or country code ------------------------------------
-
-
-class _Meta:
-    """What the fast path needs from one region's metadata, precompiled."""
-
-    __slots__ = ("cc_text", "general", "idd", "lengths", "local", "national_prefix",
-                 "transform")
-
-    def __init__(self, md: Any) -> None:
-        self.cc_text = str(md.country_code)
-        self.idd = _compile(md.international_prefix)
-        self.national_prefix = _compile(md.national_prefix_for_parsing)
-        self.transform = bool(md.national_prefix_transform_rule)
-        self.general = _compile(md.general_desc.national_number_pattern)
-        self.lengths: tuple[int, ...] = tuple(md.general_desc.possible_length)
-        self.local = frozenset(md.general_desc.possible_length_local_only)
-
-    def length_allows_stripping(self, n: int) -> bool:
-        # parse strips only when its length test says IS_POSSIBLE or TOO_LONG.
-        lengths = self.lengths
-        if n in self.local or not lengths:
-            return False
-        return n == lengths[0] or (n > lengths[0] and (n > lengths[-1] or n in lengths[1:]))
-
-
-class _Country:
-    """One country calling code: its main region's metadata and a validity check."""
-
-    __slots__ = ("meta", "plus", "size", "valid")
-
-    def __init__(self, cc: int) -> None:
-        main = phonenumbers.region_code_for_country_code(cc)
-        self.meta = _Meta(PhoneMetadata.metadata_for_region_or_calling_code(cc, main))
-        self.plus = f"+{cc}"
-        self.size = len(str(cc))
-        self.valid = _build_validator(cc)
-
-    def finish(self, nsn: Verdict) -> Verdict:
-        if not isinstance(nsn, str):
-            return nsn
-        if len(nsn) > _MAX_NSN:
-            return None
-        # parse keeps a national number's leading zeros, so the NSN is the digits as written.
-        return self.plus + nsn if self.valid(nsn) else None
-
-
-def _compile(pattern: str | None) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
-
-
-class _Regions(dict[str, "_Meta | None"]):
-    """Region code -> precompiled metadata, built on first use (None: no such region)."""
-
-    def __missing__(self, region: str) -> _Meta | None:
-        md = PhoneMetadata.metadata_for_region(region, None)
-        meta = self[region] = _Meta(md) if md is not None else None
-        return meta
-
-
-class _Countries(dict[str, "_Country | None"]):
-    """Leading digits -> the country code they spell (None when they spell none)."""
-
-    def __missing__(self, digits: str) -> _Country | None:
-        country = self[digits] = _Country(int(digits)) if digits in _CC_TEXT else None
-        return country
-
-
-_REGIONS: Final = _Regions()
-_COUNTRIES: Final = _Countries()
-
-
-# Validity as is_valid_number decides it: the number fits the region's general pattern and the
-# pattern of some number type. Both become one regex per length, compiled on first use.
-
-_TYPE_FIELDS: Final = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-                       "pager", "uan", "voicemail", "fixed_line")
-_Validator = Callable[[str], bool]
-
-
-def _build_validator(cc: int) -> _Validator:
-    regions = COUNTRY_CODE_TO_REGION_CODE[cc]
-    if len(regions) == 1:
-        md = PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
-        return _region_validator(md) if md is not None else _never
-    # Several regions share the code: the first whose leading digits match, or failing that
-    # the first that knows the number's type, decides (region_code_for_number).
-    order: list[tuple[re.Pattern[str] | None, _Validator]] = []
-    for region in regions:
-        md = PhoneMetadata.metadata_for_region(region.upper(), None)
-        if md is not None:
-            order.append((_compile(md.leading_digits), _region_validator(md)))
-
-    def check(nsn: str) -> bool:
-        for leading, valid in order:
-            if leading is not None:
-                if leading.match(nsn):
-                    return valid(nsn)
-            elif valid(nsn):
-                return True
-        return False
-
-    return check
-
-
-def _never(nsn: str) -> bool:
-    return False
-
-
-def _region_validator(md: Any) -> _Validator:
-    general = md.general_desc
-    descs = [getattr(md, name) for name in _TYPE_FIELDS]
-    if not md.same_mobile_and_fixed_line_pattern:
-        descs.append(md.mobile)  # with the same pattern, only fixed_line is consulted
-    descs = [d for d in descs if d is not None and d.national_number_pattern]
-    by_length: dict[int, re.Pattern[str] | None] = {}
-
-    def compile_for(n: int) -> re.Pattern[str] | None:
-        if not general.national_number_pattern:
-            return None
-        if general.possible_length and n not in general.possible_length:
-            return None
-        types = [d.national_number_pattern for d in descs
-                 if not d.possible_length or n in d.possible_length]
-        if not types:
-            return None
-        either = "|".join(f"(?:{t})" for t in types)
-        return re.compile(f"(?=(?:{general.national_number_pattern})\\Z)(?:{either})")
-
-    def check(nsn: str) -> bool:
-        n = len(nsn)
-        try:
-            pattern = by_length[n]
-        except KeyError:
-            pattern = by_length[n] = compile_for(n)
-        return pattern is not None and pattern.fullmatch(nsn) is not None
-
-    return check

@@ -5,9 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
+
+from runner.observer import RunObserver
+
+if TYPE_CHECKING:
+    from runner.engine import EngineStats
 
 
 class Progress:
@@ -53,3 +58,25 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class ProgressObserver(RunObserver):
+    """The progress bar (or CI line) of a send, fed by the run's observer hooks."""
+
+    def __init__(self, *, enabled: bool = True, **options: Any) -> None:
+        self._options = options
+        self._enabled = enabled
+        self._progress: Progress | None = None
+
+    def sending(self, rows: int) -> None:
+        if self._enabled:
+            self._progress = Progress(rows, **self._options)
+
+    def batch_done(self, stats: EngineStats) -> None:
+        if self._progress is not None:
+            self._progress.update(stats.rows_done, requests=stats.requests, retries=stats.retries)
+
+    def sending_done(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None

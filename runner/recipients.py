@@ -19,38 +19,35 @@ error ``Diagnostic``s in ``stream.diagnostics`` and the stream yields nothing. T
 ``MAX_ROW_DIAGNOSTICS`` invalid rows also get a warning each, then one line with the rest's count.
 
 Memory stays flat: rows are never kept; numbers seen are held as integers (E.164 digits) in
-``_FirstRows``, an open-addressing table over two flat arrays (12 bytes a slot, at most half
-full), not a dict of strings.
+``runner.dedup.FirstRows``, an open-addressing table over two flat arrays, not a dict of strings.
+Suppression lists are read by ``runner.suppression``.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import itertools
 import os
-from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Final, Literal
+from typing import Literal
 
 from runner.csvfile import (
-    SURROGATE,
     OpenedCsv,
     blank,
-    check_bytes,
     clean_cell,
     csv_problem,
     open_csv,
     plain_ascii,
     record_problem,
-    sniff_delimiter,
 )
+from runner.dedup import GOLDEN, FirstRows
 from runner.errors import Diagnostic, display_path, error, warning
 from runner.model import RecipientsSpec
-from runner.phones import explain, normalise, normaliser
+from runner.phones import explain, normaliser
+from runner.suppression import Suppression, load_suppression
 
 __all__ = [
     "MAX_ROW_DIAGNOSTICS",
@@ -230,23 +227,19 @@ class RecipientStream:
             rest = self._counts[1] - MAX_ROW_DIAGNOSTICS
             self.diagnostics.append(warning(f"{rest:,} more invalid rows (not shown)", shown))
 
-    def _load_suppression(self) -> _Suppression | None:
-        lists = _Suppression()
-        for index, path in enumerate(self.spec.exclude):
-            found = _read_suppression(path, self._show(path), self.spec, lists, index)
-            self.diagnostics += found
-            if any(d.severity == "error" for d in found):
-                return None
+    def _load_suppression(self) -> Suppression | None:
+        lists, found = load_suppression(self.spec, self._show)
+        self.diagnostics += found
         return lists
 
-    def _rows(self, opened: OpenedCsv, suppression: _Suppression) -> Iterator[Recipient]:
+    def _rows(self, opened: OpenedCsv, suppression: Suppression) -> Iterator[Recipient]:
         # The hot loop: everything it touches is a local.
         columns, ncols = opened.columns, len(opened.columns)
         phone_at = columns.index(self.spec.phone_column)
         country = self.spec.default_country
         to_e164 = normaliser(country)
         counts = self._counts
-        seen = _FirstRows()
+        seen = FirstRows()
         keys, rows, mask = seen.keys, seen.rows, seen.mask
         blocked = suppression.numbers
         reader = opened.reader
@@ -285,8 +278,8 @@ class RecipientStream:
                         continue
                     key = int(e164[1:])
                     fields = dict(zip(columns, rec, strict=False)) if with_fields else NO_FIELDS
-                    # _FirstRows.first_row, inlined.
-                    slot = ((key * _GOLDEN) >> 20) & mask
+                    # FirstRows.first_row, inlined.
+                    slot = ((key * GOLDEN) >> 20) & mask
                     while True:
                         found = keys[slot]
                         if found == key or not found:
@@ -361,140 +354,3 @@ def _no_phone_column(name: str, columns: tuple[str, ...], shown: str) -> Diagnos
         hint = f" (did you mean '{actual}'?)"
     return error(f"{shown} has no column '{name}'{hint}; its columns are {listing}", shown, 1,
                  field="recipients.phone_column")
-
-
-# --- suppression lists -------------------------------------------------------------------
-
-
-class _Suppression:
-    """Numbers on the suppression lists, as integers, with the list each came from first."""
-
-    def __init__(self) -> None:
-        self.numbers: dict[int, int] = {}
-        self.names: list[str] = []
-
-    def name_of(self, key: int) -> str:
-        return self.names[self.numbers[key]]
-
-
-def _read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: _Suppression,
-                      index: int) -> list[Diagnostic]:
-    """Add one list's numbers; a CSV with the phone column, or one number a line."""
-    into.names.append(shown)
-    problem = check_bytes(path, shown, "suppression list")
-    if problem is not None:
-        if problem.message.endswith("is empty"):
-            # A 0-byte list is more often a failed export than "nobody opted out": sending
-            # would reach everyone who did. A list with only its header is fine.
-            return [error(f"suppression list {shown} is empty (not even a header): if nobody "
-                          "has opted out, give it just the header line 'phone', or remove it "
-                          "from recipients.exclude", shown)]
-        return [problem]
-    found: list[Diagnostic] = []
-    bad = good = 0
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        try:
-            for line, raw in _suppression_entries(f, spec.phone_column):
-                e164 = normalise(raw, spec.default_country) if not SURROGATE.search(raw) else None
-                if e164 is not None:
-                    into.numbers.setdefault(int(e164[1:]), index)
-                    good += 1
-                    continue
-                bad += 1
-                if bad <= 5:
-                    found.append(warning(f"{explain(clean_cell(raw), spec.default_country)} "
-                                         "(entry ignored)", shown, line))
-        except _NoPhoneColumn as exc:
-            return [error(f"suppression list {shown} has no column {spec.phone_column!r} or "
-                          f"'phone' (columns: {exc}): name its number column so, or give one "
-                          "number a line with no header", shown, 1)]
-    if bad and not good:
-        # Nothing usable at all: more likely the wrong file or format than a list of typos.
-        return [error(f"suppression list {shown}: none of its {bad:,} entries is a valid "
-                      "number, so it would suppress nobody", shown)]
-    if bad > 5:
-        found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown))
-    return found
-
-
-class _NoPhoneColumn(Exception):
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(", ".join(names))
-        self.names = names
-
-
-def _suppression_entries(f: IO[str], column: str) -> Iterator[tuple[int, str]]:
-    first = f.readline()
-    delimiter = sniff_delimiter(first)
-    names = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter), [])]
-    wanted = next((n for n in (column.lower(), "phone") if n in names), None)
-    if wanted is None and len(names) > 1:
-        # Several columns but not ours: reading each line as a number would suppress nobody.
-        raise _NoPhoneColumn(names)
-    if wanted is None:
-        # No header: every non-blank line is a number.
-        for line, text in enumerate(itertools.chain([first], f), 1):
-            if text.strip():
-                yield line, text.strip()
-        return
-    at = names.index(wanted)
-    reader = csv.reader(f, delimiter=delimiter)
-    prev_end = 1
-    for rec in reader:
-        start, prev_end = prev_end + 1, reader.line_num + 1
-        if at < len(rec) and rec[at].strip():
-            yield start, rec[at]
-
-
-_GOLDEN: Final = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, for Fibonacci hashing
-
-# --- numbers seen ------------------------------------------------------------------------
-
-
-class _FirstRows:
-    """E.164 digits -> the first row that had them: open addressing over two flat arrays.
-
-    A dict of int to int costs ~110 bytes a number; this costs 12 a slot and stays at most half
-    full, which matters at a million rows. The hot loop in ``RecipientStream._rows`` probes the
-    arrays itself (a method call per row costs as much as the probe); ``first_row`` is the same
-    probe for everyone else.
-    """
-
-    __slots__ = ("keys", "mask", "rows", "size")
-
-    def __init__(self, capacity: int = 1 << 14) -> None:
-        self.mask = capacity - 1
-        self.keys = array("q", bytes(8 * capacity))  # 0 marks an empty slot
-        self.rows = array("i", bytes(4 * capacity))
-        self.size = 0
-
-    def first_row(self, key: int, row: int) -> int:
-        """The row ``key`` was first seen on; records ``row`` (and returns it) when new."""
-        mask, keys = self.mask, self.keys
-        slot = ((key * _GOLDEN) >> 20) & mask  # Fibonacci hashing spreads runs of numbers
-        while True:
-            found = keys[slot]
-            if found == key:
-                return self.rows[slot]
-            if not found:
-                keys[slot] = key
-                self.rows[slot] = row
-                self.size += 1
-                if self.size * 2 > mask:
-                    self.grow(self.size)
-                return row
-            slot = (slot + 1) & mask
-
-    def grow(self, expected: int) -> None:
-        """Rehash into a table at most half full with ``expected`` numbers (or twice as big)."""
-        capacity = max((self.mask + 1) * 2, 1 << (2 * expected).bit_length())
-        old_keys, old_rows = self.keys, self.rows
-        self.mask = mask = capacity - 1
-        self.keys = keys = array("q", bytes(8 * capacity))
-        self.rows = rows = array("i", bytes(4 * capacity))
-        for key, row in zip(old_keys, old_rows, strict=True):
-            if key:
-                slot = ((key * _GOLDEN) >> 20) & mask
-                while keys[slot]:
-                    slot = (slot + 1) & mask
-                keys[slot], rows[slot] = key, row

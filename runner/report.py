@@ -36,6 +36,11 @@ from typing import Literal, TextIO
 
 from runner.errors import InputError, display_path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; leftovers are not cleaned up there
+    fcntl = None  # type: ignore[assignment]
+
 REPORT_COLUMNS: tuple[str, ...] = (
     "row", "phone", "status", "message_id", "batch_id", "error_code", "error", "attempts",
     "sent_at",
@@ -146,14 +151,41 @@ def _open_temp(path: Path) -> tuple[Path, int]:
     for _ in range(100):
         tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            # 0o666 less the umask: the same mode a plain open() would give the report.
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            # Owner only: a report holds phone numbers. Locked while written, so a later run
+            # can tell the leftover of a killed writer (unlocked) from a live one.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             continue
         except OSError as exc:
             raise InputError(f"{display_path(path)}: cannot write the report in {shown}: "
                              f"{exc.strerror or exc}") from None
+        _lock(fd)
+        return tmp, fd
     raise InputError(f"{display_path(path)}: cannot create a temporary file in {shown}")
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a live writer holds ``path`` (its temporary report); True whenever we cannot
+    tell (no locks on this platform, a file we cannot open), so nothing live is removed."""
+    if fcntl is None:
+        return True  # cannot tell: leave it
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -181,7 +213,12 @@ class ReportWriter:
             raise ValueError(f"extra report columns must be new and distinct: {self._extra}")
         self._tmp, fd = _open_temp(path)
         self.counts: Counter[str] = Counter()
-        self._handle = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        try:
+            self._handle = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except BaseException:  # a signal right now must not leave the file behind
+            os.close(fd)
+            self._tmp.unlink(missing_ok=True)
+            raise
         self._writer = csv.writer(self._handle, lineterminator="\r\n")
         self._done = False
         self._blank_extra = ("",) * len(self._extra)

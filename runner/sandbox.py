@@ -8,24 +8,9 @@ Routes:
     GET  /_sandbox/record         what was accepted and every request's answer, as JSON
     POST /_sandbox/reset          forget everything (record, issued ids, fault counters)
 
-Rules of POST /sms, checked in this order after fault injection:
-
-    api-key header missing/wrong      401 {"code": "UNAUTHORIZED", ...}
-    SID in the path not ours          404 {"code": "NOT_FOUND", ...}
-    unreadable JSON / bad value type  400 E407
-    ``to`` missing or empty           400 E406; a malformed number: 400 E413 (whole request)
-    more than 100 numbers             400 E405 (the seed's message)
-    ``type`` not for the region       400 E615 (IN: OTP TXN TXND MKT; SG EU NA: OTP DEFAULT;
-                                      absent: MKT in IN, DEFAULT elsewhere)
-    OTP with more than one number     400 E404
-    ``flash`` other than 0/1          400 E606; ``unicode`` other than 0/1/auto: 400 E604
-    no ``sender``                     400 E619; neither ``body`` nor ``template_id``: 400 E413
-    ``template_id`` not 12-30 digits  400 E413; ``ref`` not alphanumeric up to 150: 400 E608
-    otherwise                         200 with the seed's success shape, one data[] entry per
-                                      number: message_id "<id>:<n>", recipient without '+'
-
-Delivery status: final at once. A number ending in 7 is "UnDelivered" ("MOB-OFF"); every other
-number is "Delivered" ("DELIVERED"). Ids this server did not issue are left out of data[].
+What POST /sms accepts and how it answers (its rules, in order, and the delivery verdicts) is
+``runner.sandbox_rules``; ids this server did not issue are left out of a status answer's data[].
+``runner.sandbox_thread`` runs the server in a thread of its own.
 
 Faults (``Faults``) apply to POST /sms only, counted from 1 over every such request. When several
 pick the same request the first in this order wins: drop_before, 429, 502, 503, 504, 500,
@@ -38,19 +23,13 @@ answer after the request was recorded, so a client timeout then is a real "sent 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import re
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from random import Random
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -62,34 +41,12 @@ from runner.faults import (
     SANDBOX_SID,
     Faults,
 )
-from runner.model import MAX_BATCH, TYPES_BY_REGION
+from runner.sandbox_rules import AcceptedRequest, Refusal, SmsRules, delivery_of, success_body
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "FAULT_KINDS", "SANDBOX_API_KEY", "SANDBOX_SID",
-           "Faults", "SandboxRecord", "SandboxServer", "SandboxThread"]
+           "Faults", "SandboxRecord", "SandboxServer"]
 
-_NUMBER_RE = re.compile(r"\+?[1-9][0-9]{6,14}")
-_TEMPLATE_RE = re.compile(r"[0-9]{12,30}")
-_REF_RE = re.compile(r"[A-Za-z0-9]{1,150}")
 _JSON: Final = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedRequest:
-    at: float  # the server's clock when the request arrived
-    numbers: tuple[str, ...]  # E.164 with '+'
-    body: str | None
-    sender: str
-    type: str
-    flash: bool
-    message_ids: tuple[str, ...]
-    request_id: str = ""
-    template_id: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {"at": self.at, "numbers": list(self.numbers), "body": self.body,
-                "sender": self.sender, "type": self.type, "flash": self.flash,
-                "message_ids": list(self.message_ids), "request_id": self.request_id,
-                "template_id": self.template_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,29 +93,18 @@ class SandboxRecord:
         return cls(accepted, requests)
 
 
-class _Refusal(Exception):
-    """A request the rules turn down: becomes an HTTP error answer."""
-
-    def __init__(self, status: int, code: str, message: str, count: int = 0) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.count = status, code, message, count
-
-
 class SandboxServer:
     """The server on the caller's event loop: ``await start()`` ... ``await stop()``."""
 
     def __init__(self, *, api_key: str = SANDBOX_API_KEY, sid: str = SANDBOX_SID,
                  region: str = "IN", faults: Faults | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if region not in TYPES_BY_REGION:
-            raise ValueError(f"unknown region {region!r}")
+        self._rules = SmsRules.for_region(region)  # ValueError for an unknown region
         self.api_key, self.sid, self.region = api_key, sid, region
         self.faults = faults if faults is not None else Faults()
         self.record = SandboxRecord()
         self.base_url = ""
         self._clock = clock
-        self._types = TYPES_BY_REGION[region]
-        self._default_type = "MKT" if region == "IN" else "DEFAULT"
         self._runner: web.AppRunner | None = None
         # Looked up once: the handler runs hundreds of times a second in benchmarks.
         self._every = self.faults.active("every")
@@ -219,7 +165,7 @@ class SandboxServer:
             return self._fault_answer(at, fault)
         try:
             accepted = await self._accept(request, at)
-        except _Refusal as refusal:
+        except Refusal as refusal:
             self.record.requests.append(RequestLog(at, refusal.status, refusal.count))
             await self._delay(number)
             return _error(refusal.status, refusal.code, refusal.message)
@@ -230,7 +176,7 @@ class SandboxServer:
             return _drop(request)
         self.record.requests.append(RequestLog(at, 200, len(accepted.numbers)))
         await self._delay(number)
-        return web.Response(body=json.dumps(_success(accepted)).encode(), content_type=_JSON)
+        return web.Response(body=json.dumps(success_body(accepted)).encode(), content_type=_JSON)
 
     def _pick_fault(self, number: int) -> str | None:
         hit = next((kind for kind, every in self._every if number % every == 0), None)
@@ -262,39 +208,10 @@ class SandboxServer:
 
     async def _accept(self, request: web.Request, at: float) -> AcceptedRequest:
         if request.headers.get("api-key") != self.api_key:
-            raise _Refusal(401, "UNAUTHORIZED", "Invalid or missing api-key header")
+            raise Refusal(401, "UNAUTHORIZED", "Invalid or missing api-key header")
         if request.match_info["sid"] != self.sid:
-            raise _Refusal(404, "NOT_FOUND", "Unknown account SID")
-        values = _fields(await request.read())
-        numbers = _numbers(values.get("to", ""))
-        count = len(numbers)
-        sms_type = values.get("type") or self._default_type
-        flash = values.get("flash", "0")
-        body = values.get("body") or None
-        template_id = values.get("template_id") or None
-        for failed, status, code, message in (
-            (count > MAX_BATCH, 400, "E405",
-             f"If Type is {sms_type} then mobile numbers should not be more than 100."),
-            (sms_type not in self._types, 400, "E615",
-             f"Invalid type {sms_type!r}: {self.region} allows {', '.join(self._types)}"),
-            (sms_type == "OTP" and count > 1, 400, "E404", "OTP allows one number only"),
-            (flash not in ("0", "1"), 400, "E606", "flash must be 0 or 1"),
-            (values.get("unicode", "0") not in ("0", "1", "auto"), 400, "E604",
-             "unicode must be 0, 1 or auto"),
-            (not values.get("sender"), 400, "E619", "sender is required"),
-            (body is None and template_id is None, 400, "E413",
-             "body is required when template_id is not given"),
-            (template_id is not None and not _TEMPLATE_RE.fullmatch(template_id), 400, "E413",
-             "template_id must be 12 to 30 digits"),
-            ("ref" in values and not _REF_RE.fullmatch(values["ref"]), 400, "E608",
-             "ref must be alphanumeric, up to 150 characters"),
-        ):
-            if failed:
-                raise _Refusal(status, code, message, count)
-        request_id = str(uuid.uuid4())
-        ids = tuple(f"{request_id}:{i}" for i in range(1, count + 1))
-        return AcceptedRequest(at, numbers, body, values["sender"], sms_type, flash == "1", ids,
-                               request_id, template_id)
+            raise Refusal(404, "NOT_FOUND", "Unknown account SID")
+        return self._rules.accept(await request.read(), at)
 
     # ----------------------------------------------------------------- status and control
 
@@ -327,56 +244,6 @@ class SandboxServer:
         return web.json_response({"reset": True})
 
 
-def delivery_of(number: str) -> tuple[str, str]:
-    """The sandbox's deterministic verdict: numbers ending in 7 are not delivered."""
-    return ("UnDelivered", "MOB-OFF") if number.endswith("7") else ("Delivered", "DELIVERED")
-
-
-def _fields(raw: bytes) -> dict[str, str]:
-    """The request's fields, JSON object or form, values as strings; E407 when unreadable."""
-    text = raw.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise _Refusal(400, "E407", "Request body is not valid JSON") from None
-        values: dict[str, str] = {}
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, str | int | float | None):
-                raise _Refusal(400, "E407", f"Invalid JSON value for {key!r}")
-            if value is not None:
-                values[key] = value if isinstance(value, str) else str(value)
-        return values
-    return dict(parse_qsl(text, keep_blank_values=True))
-
-
-def _numbers(to: str) -> tuple[str, ...]:
-    # A literal '+' in a form body decodes to a space: strip and put it back.
-    parts = [p.strip() for p in to.split(",") if p.strip()]
-    if not parts:
-        raise _Refusal(400, "E406", "No valid mobile numbers in 'to'")
-    for part in parts:
-        if not _NUMBER_RE.fullmatch(part):
-            raise _Refusal(400, "E413", f"Invalid mobile number {part!r}", len(parts))
-    return tuple(p if p.startswith("+") else f"+{p}" for p in parts)
-
-
-def _success(accepted: AcceptedRequest) -> dict[str, object]:
-    return {
-        "id": accepted.request_id,
-        "sender": accepted.sender,
-        "type": accepted.type,
-        "flash": int(accepted.flash),
-        "body": accepted.body,
-        "createdDateTime": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00"),
-        "totalCount": len(accepted.numbers),
-        "data": [{"message_id": mid, "recipient": n[1:]}
-                 for mid, n in zip(accepted.message_ids, accepted.numbers, strict=True)],
-        "dlrurl": None,
-        "error": {},
-    }
-
-
 def _error(status: int, code: str, message: str,
            headers: Mapping[str, str] | None = None) -> web.Response:
     body = {"code": code, "message": message, "error": {"error": message}}
@@ -393,86 +260,3 @@ def _drop(request: web.Request) -> web.Response:
 
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-# --------------------------------------------------------------------------- thread
-
-
-class SandboxThread:
-    """The server on its own event loop in a daemon thread; a context manager.
-
-    ``record`` is live while running (lists only grow); read it after ``stop()`` or fetch
-    GET /_sandbox/record for a consistent copy.
-    """
-
-    def __init__(self, *, host: str = DEFAULT_HOST, port: int = 0,
-                 api_key: str = SANDBOX_API_KEY, sid: str = SANDBOX_SID, region: str = "IN",
-                 faults: Faults | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.server = SandboxServer(api_key=api_key, sid=sid, region=region, faults=faults,
-                                    clock=clock)
-        self._host, self._port = host, port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    @property
-    def record(self) -> SandboxRecord:
-        return self.server.record
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="kaleyra-sandbox", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the sandbox did not start in time")
-        if self._failure is not None:
-            self._thread.join()
-            failure, self._failure = self._failure, None
-            raise failure
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already closed
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> SandboxThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            try:
-                loop.run_until_complete(self.server.start(self._host, self._port))
-            except BaseException as exc:  # reported to start() in the caller's thread
-                self._failure = exc
-                return
-            self._loop = loop
-            self._ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.server.stop())
-            _cancel_leftovers(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            self._ready.set()
-            loop.close()
-
-
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -43,7 +43,9 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
                             help=f"the key clients must send (default {SANDBOX_API_KEY})")
         parser.add_argument("--sid", default=SANDBOX_SID,
                             help=f"the account SID in the path (default {SANDBOX_SID})")
-    group = parser.add_argument_group("sandbox faults")
+    group = parser.add_argument_group(
+        "sandbox fault options", "trouble the sandbox injects, to rehearse a bad day "
+        "(`campaign sandbox`, or `campaign send --sandbox`)")
     for kind in FAULT_KINDS:
         flag = kind.replace("_", "-")
         what = f"HTTP {kind}" if kind.isdigit() else f"a dropped connection ({flag})"
@@ -57,7 +59,8 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
                        help="seconds to wait before every answer")
     group.add_argument("--slow-every", type=_count, default=0, metavar="N",
                        help="every Nth request waits --slow-latency more")
-    group.add_argument("--slow-latency", type=_nonnegative, default=0.0, metavar="S")
+    group.add_argument("--slow-latency", type=_nonnegative, default=0.0, metavar="S",
+                       help="the extra seconds of --slow-every (default 0)")
     group.add_argument("--seed", type=int, default=0, help="seed for the --rate-* draws")
 
 

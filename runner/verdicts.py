@@ -1,6 +1,6 @@
 """What the check pass finds, kept for what follows it, so that no run reads the CSV twice.
 
-The check pass reads and normalises every row once (``runner.check``). Two observers of that
+The check pass reads and normalises every row once (``runner.checker``). Two observers of that
 pass keep what comes after it needs:
 
 * ``DryRunReport`` writes the dry run's report during the pass itself;

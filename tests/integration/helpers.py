@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.report import read_report
-from runner.sandbox import SANDBOX_SID, SandboxRecord, SandboxThread
+from runner.sandbox import SANDBOX_SID, SandboxRecord
+from runner.sandbox_thread import SandboxThread
 
 # Not the sandbox's default key: a value that cannot appear anywhere by accident.
 TEST_API_KEY = "kl-test-9f3b27c4e1d8a6055b"

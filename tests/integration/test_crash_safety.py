@@ -421,9 +421,9 @@ def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
 
 def test_the_window_closing_mid_run_stops_like_sigterm(tmp_path: Path) -> None:
     # In-process, to put the window's end one second into the run: its clock is injected.
-    from runner.check import check_campaign
-    from runner.kaleyra import Endpoint, Secret
-    from runner.send import SendOptions, send_campaign
+    from runner.checker import check_campaign
+    from runner.endpoint import Endpoint, Secret
+    from runner.run import SendOptions, send_campaign
     from tests.integration.helpers import TEST_API_KEY
 
     files = make_campaign(tmp_path, 2000, sending={

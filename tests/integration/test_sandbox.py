@@ -18,28 +18,19 @@ from typing import Any
 import aiohttp
 import pytest
 
+from runner.answers import Accepted, Ambiguous, Delivery, Rejected, StatusAnswer, Transient
+from runner.endpoint import Endpoint, Secret
 from runner.errors import InputError
-from runner.kaleyra import (
-    Accepted,
-    Ambiguous,
-    Delivery,
-    Endpoint,
-    Rejected,
-    Secret,
-    StatusAnswer,
-    Transient,
-    get_status,
-    post_sms,
-)
+from runner.kaleyra import get_status, post_sms
 from runner.sandbox import (
     SANDBOX_API_KEY,
     SANDBOX_SID,
     Faults,
     SandboxRecord,
     SandboxServer,
-    SandboxThread,
 )
 from runner.sandbox_cli import add_sandbox_arguments, faults_from_args, serve
+from runner.sandbox_thread import SandboxThread
 
 HEADERS = {"api-key": SANDBOX_API_KEY}
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from runner import send as send_module
+from runner import run as send_module
 from runner.cli import main
 from runner.engine import Engine
 from runner.report import read_report
-from runner.sandbox import Faults, SandboxThread
+from runner.sandbox import Faults
+from runner.sandbox_thread import SandboxThread
 
 SID = "HXTEST00000001IN"
 KEY = "k3y-that-must-never-leak-0123456789"

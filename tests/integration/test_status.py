@@ -17,20 +17,22 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
+import runner.delivery
 import runner.kaleyra
-import runner.status
-from runner.cli import add_status_arguments, main
-from runner.journal import Journal, journal_path
-from runner.kaleyra import Endpoint, StatusOutcome
-from runner.report import ReportRow, read_report, write_report
-from runner.sandbox import SANDBOX_SID, SandboxThread
-from runner.status import (
+import runner.poller
+from runner.answers import StatusOutcome
+from runner.cli import add_status_arguments, cmd_status, main
+from runner.delivery import (
     DELIVERY_COLUMNS,
     NOT_IN_ANSWER,
     check_delivery,
-    cmd_status,
     verdict,
 )
+from runner.endpoint import Endpoint
+from runner.journal import Journal, journal_path
+from runner.report import ReportRow, read_report, write_report
+from runner.sandbox import SANDBOX_SID
+from runner.sandbox_thread import SandboxThread
 
 KEY = "sk-live-7f3a9c41d2e8b6a0"  # distinctive, so a leak is easy to spot
 CAMPAIGN = """\
@@ -106,7 +108,7 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     found = Spy(runner.kaleyra.get_status)
-    monkeypatch.setattr(runner.status, "get_status", found)
+    monkeypatch.setattr(runner.poller, "get_status", found)
     return found
 
 
@@ -302,7 +304,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
         yield mocked
 
 
-def run(report: Path, api: aioresponses, fake: FakeKaleyra) -> runner.status.StatusResult:
+def run(report: Path, api: aioresponses, fake: FakeKaleyra) -> runner.delivery.StatusResult:
     api.get(STATUS_URL, callback=fake, repeat=True, response_class=_Response)
     return check_delivery(report, {"KALEYRA_API_KEY": KEY}, clock=fake.time.clock,
                           sleep=fake.time.sleep, now=lambda: "2026-01-02T00:00:00+00:00")
@@ -347,7 +349,7 @@ def test_ids_still_failing_after_every_attempt_stay_unchecked(tmp_path: Path,
     assert (result.unchecked, result.verdicts["pending"]) == (1, 1)
     assert report.read_bytes() == before  # nothing learnt: the report is left as it was
     err = io.StringIO()
-    assert runner.status.finish_status(result, io.StringIO(), err) == 3
+    assert runner.delivery.finish_status(result, io.StringIO(), err) == 3
     assert "could not be checked" in err.getvalue()
 
 
@@ -360,7 +362,7 @@ def test_ids_missing_from_the_answer_are_pending(tmp_path: Path, api: aiorespons
     got = [(r["delivery_status"], r["delivery_detail"]) for r in rows(report)]
     assert got == [("Delivered", "DELIVERED"), ("", NOT_IN_ANSWER)]
     assert result.verdicts == {"delivered": 1, "pending": 1}
-    assert runner.status.finish_status(result, io.StringIO(), io.StringIO()) == 3
+    assert runner.delivery.finish_status(result, io.StringIO(), io.StringIO()) == 3
 
 
 @pytest.mark.parametrize(("word", "expected"), [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.engine import Engine, RetryPolicy
 from runner.journal import Journal
-from runner.kaleyra import Accepted, Ambiguous, Outcome, Rejected, Transient
 from runner.limiter import RateLimiter
 from runner.plan import Batch
 from runner.recipients import Recipient

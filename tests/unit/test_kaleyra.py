@@ -16,23 +16,19 @@ from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
 from yarl import URL
 
-from runner.errors import InputError
-from runner.kaleyra import (
+from runner.answers import (
     Accepted,
     Ambiguous,
     Delivery,
-    Endpoint,
     Rejected,
-    Secret,
     StatusAnswer,
     Transient,
-    build_payload,
     classify_response,
-    get_status,
     parse_retry_after,
-    post_sms,
-    resolve_endpoint,
 )
+from runner.endpoint import Endpoint, Secret, resolve_endpoint
+from runner.errors import InputError
+from runner.kaleyra import build_payload, get_status, post_sms
 from runner.model import Account, Campaign, MessageSpec, RecipientsSpec
 
 KEY = "Akey-0123456789abcdef"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.dedup import FirstRows
 from runner.errors import Diagnostic
 from runner.model import RecipientsSpec
 from runner.recipients import (
@@ -16,7 +17,6 @@ from runner.recipients import (
     read_columns,
     stats_diagnostics,
 )
-from runner.recipients import _FirstRows as FirstRows
 
 # --- helpers ------------------------------------------------------------------------------
 

@@ -156,14 +156,15 @@ def test_a_failed_write_leaves_the_old_report_and_no_temp_file(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
 
 
-def test_report_gets_ordinary_file_permissions(tmp_path: Path) -> None:
+def test_report_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # It holds phone numbers: 0600 whatever the umask (DESIGN.md, hardening).
     path = tmp_path / "r.csv"
-    old = os.umask(0o022)
+    old = os.umask(0o000)
     try:
         write_report(path, rows_sample())
     finally:
         os.umask(old)
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_missing_folder_is_an_input_error_naming_it(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.check import _each_seen, check_campaign
+from runner.checker import _each_seen, check_campaign
 from runner.journal import Journal, RowOutcome
 from runner.plan import plan_batches
 from runner.recipients import NO_FIELDS, Recipient, open_recipients
 from runner.report import ReportWriter, write_report
-from runner.send import report_rows, write_checked_report
+from runner.run import report_rows, write_checked_report
 from runner.verdicts import CheckedRows, DryRunReport
 
 # A row of each kind: valid numbers (some repeated), invalid cells, cells a spreadsheet would run.
@@ -49,7 +49,7 @@ def dry_run_report(path: Path, report: Path, *, batch_size: int | None,
     merge, fed by the planner itself (batch_size None)."""
     observer = DryRunReport(ReportWriter(report), batch_size=batch_size)
     if batch_size is not None and not one_by_one:
-        check = check_campaign(path, observe=lambda campaign: observer)
+        check = check_campaign(path, observer=observer)
         assert check.summary is not None, check.diagnostics
     elif batch_size is not None:
         campaign = check_campaign(path).campaign
@@ -91,7 +91,7 @@ def test_a_dry_run_that_plans_nothing_still_reports_every_row(tmp_path: Path) ->
 
 def checked(path: Path) -> CheckedRows:
     kept = CheckedRows()
-    check = check_campaign(path, observe=lambda campaign: kept)
+    check = check_campaign(path, observer=kept)
     assert check.summary is not None, check.diagnostics
     return kept
 

@@ -2,11 +2,10 @@
 
 The report says which rows were ``sent`` and their message ids; the journal beside it
 (``<report>.journal``) holds the settings of the run that wrote it: region, SID, the variable
-that holds the key, the rate limit, concurrency, attempts and timeout. The ids are asked for up
-to 100 a request (``GET /v1/<SID>/sms/status``) under that rate limit, transient answers are
-retried with capped exponential backoff and jitter as the engine does, and the report is
-rewritten atomically with three more columns: ``delivery_status`` (Kaleyra's word),
-``delivery_detail`` and ``checked_at``.
+that holds the key, the rate limit, concurrency, attempts and timeout. The ids still pending
+are asked for by ``runner.poller`` under that rate limit, and the report is rewritten atomically
+with three more columns: ``delivery_status`` (Kaleyra's word), ``delivery_detail`` and
+``checked_at``.
 
 Kaleyra's statuses, as this module reads them (case, spaces and punctuation ignored)::
 
@@ -21,49 +20,32 @@ status run repeated from cron only costs requests for what is still pending. A p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO, cast, get_args
 
-import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
-from tenacity.wait import wait_random_exponential
-
+from runner.answers import Rejected
+from runner.endpoint import resolve_account_endpoint
 from runner.engine import RetryPolicy
-from runner.errors import InputError, JournalError, RunnerError, display_path
-from runner.journal import JournalMeta, journal_path, read_meta
-from runner.kaleyra import (
-    STATUS_BATCH,
-    Delivery,
-    Endpoint,
-    Rejected,
-    StatusAnswer,
-    StatusOutcome,
-    Transient,
-    get_status,
-    resolve_account_endpoint,
-)
-from runner.limiter import RateLimiter
-from runner.model import API_DOMAINS, Account, Region, SendingSpec
-from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
+from runner.errors import InputError, JournalError, display_path
+from runner.exitcodes import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
 
 # Not imported from runner.cli, which imports this module.
-EXIT_OK, EXIT_INVALID, EXIT_INCOMPLETE = 0, 1, 3
+from runner.journal import JournalMeta, journal_path, read_meta
+from runner.model import API_DOMAINS, Account, Region, SendingSpec
+from runner.poller import Clock, PollResult, Sleep, StatusSettings, poll
+from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
 
 DELIVERY_COLUMNS: tuple[str, ...] = ("delivery_status", "delivery_detail", "checked_at")
 NOT_IN_ANSWER = "not in Kaleyra's answer yet"
 
 Verdict = Literal["delivered", "undelivered", "pending"]
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 _FINAL: Mapping[str, Verdict] = {
     "delivered": "delivered",
@@ -85,16 +67,6 @@ def _now_iso() -> str:
 
 
 # --- settings from the journal -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StatusSettings:
-    campaign: str  # the campaign file, as shown in messages
-    account: Account
-    requests_per_second: float | None
-    concurrency: int
-    max_attempts: int
-    timeout: float
 
 
 def _number(value: object) -> bool:
@@ -202,104 +174,6 @@ def scan(report: Path, *, recheck: bool) -> ReportScan:
     return found
 
 
-# --- asking Kaleyra ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class PollResult:
-    deliveries: dict[str, Delivery] = field(default_factory=dict)  # message_id -> answer
-    missing: set[str] = field(default_factory=set)  # asked, answered, but not mentioned
-    unchecked: dict[str, str] = field(default_factory=dict)  # message_id -> why not
-    refused: Rejected | None = None
-    requests: int = 0
-    retries: int = 0
-
-
-class Poller:
-    """Asks for ids in chunks: a rate limiter, ``concurrency`` workers, tenacity retries."""
-
-    def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint,
-                 settings: StatusSettings, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, retry: RetryPolicy | None = None) -> None:
-        self._session, self._endpoint, self._settings = session, endpoint, settings
-        self._clock, self._sleep = clock, sleep
-        self._retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
-        self._limiter = RateLimiter(settings.requests_per_second, clock=clock, sleep=sleep)
-        self.result = PollResult()
-
-    async def run(self, message_ids: Sequence[str]) -> PollResult:
-        chunks = iter([message_ids[i:i + STATUS_BATCH]
-                       for i in range(0, len(message_ids), STATUS_BATCH)])
-        workers = [self._worker(chunks) for _ in range(self._settings.concurrency)]
-        await asyncio.gather(*workers)
-        return self.result
-
-    async def _worker(self, chunks: Iterator[Sequence[str]]) -> None:
-        for chunk in chunks:  # workers share the iterator: each chunk is taken once
-            if self.result.refused is not None:
-                self._unchecked(chunk, "not asked: an earlier status request was refused")
-                continue
-            self._record(chunk, await self._ask(chunk))
-
-    async def _ask(self, chunk: Sequence[str]) -> StatusOutcome:
-        attempts = 0
-
-        async def attempt() -> StatusOutcome:
-            nonlocal attempts
-            await self._limiter.acquire()
-            attempts += 1
-            self.result.requests += 1
-            if attempts > 1:
-                self.result.retries += 1
-            outcome = await get_status(self._session, self._endpoint, chunk,
-                                       timeout=self._settings.timeout)
-            if isinstance(outcome, Transient) and outcome.retry_after:
-                self._limiter.pause_until(self._clock() + outcome.retry_after)  # for everybody
-            return outcome
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts),
-            wait=self._wait,
-            retry=retry_if_result(lambda o: isinstance(o, Transient)),
-            sleep=self._sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            reraise=True,
-        )
-        outcome: StatusOutcome = await retrying(attempt)
-        return outcome
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_random_exponential(multiplier=self._retry.backoff_base,
-                                          max=self._retry.backoff_cap)(state)
-        outcome = state.outcome.result() if state.outcome is not None else None
-        if isinstance(outcome, Transient) and outcome.retry_after:
-            return max(backoff, outcome.retry_after)
-        return backoff
-
-    def _record(self, chunk: Sequence[str], outcome: StatusOutcome) -> None:
-        if isinstance(outcome, StatusAnswer):
-            self.result.deliveries.update(outcome.deliveries)
-            self.result.missing.update(outcome.missing)
-        elif isinstance(outcome, Rejected):
-            self.result.refused = self.result.refused or outcome
-            self._unchecked(chunk, f"status request refused: {outcome.message}")
-        else:
-            self._unchecked(chunk, f"not checked after {self._retry.max_attempts} attempts: "
-                                   f"{outcome.message}")
-
-    def _unchecked(self, chunk: Sequence[str], why: str) -> None:
-        self.result.unchecked.update(dict.fromkeys(chunk, why))
-
-
-async def poll(endpoint: Endpoint, settings: StatusSettings, message_ids: Sequence[str], *,
-               clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
-               retry: RetryPolicy | None = None) -> PollResult:
-    connector = aiohttp.TCPConnector(limit=settings.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        poller = Poller(session, endpoint, settings, clock=clock, sleep=sleep, retry=retry)
-        return await poller.run(message_ids)
-
-
 # --- the whole check ---------------------------------------------------------------------------
 
 
@@ -316,6 +190,22 @@ class StatusResult:
     requests: int = 0
     retries: int = 0
     written: bool = False  # the report was rewritten
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Sent rows by verdict: delivered, undelivered, pending."""
+        return self.verdicts
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every sent row is delivered (or none was sent); 3 when some are undelivered
+        or still pending; 1 when Kaleyra refused the status request."""
+        if self.refused is not None:
+            return EXIT_INVALID
+        if self.sent == 0:
+            return EXIT_OK
+        pending = self.verdicts["undelivered"] or self.verdicts["pending"]
+        return EXIT_INCOMPLETE if pending else EXIT_OK
 
 
 def updated(r: ReportRow, polled: PollResult, checked_at: str) -> ReportRow:
@@ -396,20 +286,6 @@ def summary(result: StatusResult) -> str:
     return f"{line} ({asked})"
 
 
-def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Exit 0 when every sent row is delivered; 3 when some are undelivered or still pending;
-    1 for bad input or a refused request."""
-    report = Path(args.report)
-    try:
-        result = check_delivery(report, os.environ, recheck=bool(args.recheck))
-    except RunnerError as exc:
-        for d in getattr(exc, "diagnostics", ()):
-            print(d.format_text(), file=err)
-        print(f"error: {exc}", file=err)
-        return EXIT_INVALID
-    return finish_status(result, out, err)
-
-
 def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     print(summary(result), file=err)
     if result.written:
@@ -417,10 +293,10 @@ def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     if result.refused is not None:
         print(f"error: Kaleyra refused the status request ({result.refused.code}): "
               f"{result.refused.message}", file=err)
-        return EXIT_INVALID
+        return result.exit_code
     if result.sent == 0:
         print("no sent rows: nothing to check", file=err)
-        return EXIT_OK
+        return result.exit_code
     if result.unchecked:
         print(f"{result.unchecked:,} ids could not be checked (the API kept failing); run "
               "`campaign status` again later", file=err)
@@ -430,4 +306,4 @@ def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     if undelivered:
         print(f"{undelivered:,} not delivered: see delivery_status and delivery_detail in the "
               "report", file=err)
-    return EXIT_INCOMPLETE if undelivered or pending else EXIT_OK
+    return result.exit_code

@@ -22,9 +22,11 @@ from typing import Any, cast
 
 import aiohttp
 
-from runner.check import PlanSummary
+from runner.answers import Outcome
+from runner.checker import PlanSummary
+from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import JournalError, display_path
+from runner.errors import JournalError, RunInterrupted, display_path
 from runner.fingerprint import fingerprint
 from runner.journal import (
     IN_FLIGHT_CODE,
@@ -35,13 +37,15 @@ from runner.journal import (
     journal_path,
     read_meta,
 )
-from runner.kaleyra import Endpoint, Outcome, build_payload, post_sms
+from runner.kaleyra import build_payload, post_sms
 from runner.limiter import RateLimiter, limits
-from runner.model import Campaign
+from runner.model import Campaign, Window
+from runner.observer import RunObserver
 from runner.plan import Batch, is_personalised, plan_batches
-from runner.progress import Progress
 from runner.recipients import open_recipients
 from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
+from runner.results import RunOutcome
+from runner.signals import STOP_SIGNALS, held
 from runner.verdicts import CheckedRows
 from runner.window import window_state
 
@@ -56,19 +60,7 @@ class SendOptions:
     fresh: bool = False
     wait: bool = False
     destination: str = ""  # where messages go (an URL, or the sandbox); a run keeps to one
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    counts: Counter[str]  # report rows by status
-    report: Path
-    stopped: bool = False  # cut short (signal, window closed): rerun to resume
-    closed_until: datetime | None = None  # the window was closed at start; it opens then
-    requests: int = 0
-    retries: int = 0
-    elapsed: float = 0.0
-    run_number: int = 1
-    unknown_from_before: int = 0  # rows found in flight from an earlier run that died
+    ignore_window: bool = False  # a sandbox rehearsal may run outside the send window
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -223,13 +215,15 @@ def send_campaign(
     summary: PlanSummary | None = None,
     checked: CheckedRows | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    on_wait: Callable[[datetime], None] | None = None,
+    observer: RunObserver | None = None,
 ) -> RunOutcome:
     """Send (or resume) the campaign and write its report. Blocks until done or stopped.
 
-    With ``options.wait`` and the window closed, ``on_wait`` is told when it opens, then the run
-    waits for it; a signal meanwhile stops the run like any other (exit 75, full report).
+    With ``options.wait`` and the window closed, the observer is told when it opens, then the
+    run waits for it; a signal meanwhile stops the run like any other (exit 75, full report).
     """
+    observer = observer if observer is not None else RunObserver()
+    window = None if options.ignore_window else campaign.sending.window
     started = time.monotonic()
     journal = Journal.open(journal_path(options.report), fingerprint(campaign),
                            fresh=options.fresh,
@@ -241,19 +235,28 @@ def send_campaign(
         left = to_send - len(skip)  # settled rows are all sendable ones
         stats, stopped = EngineStats(), False
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
-            state = window_state(campaign.sending.window, now())
+            state = window_state(window, now())
             if not state.open and not options.wait:
-                counts = _write_journal_report(campaign, options.report, journal, checked)
+                with held():
+                    counts = _write_journal_report(campaign, options.report, journal, checked)
                 return RunOutcome(counts, options.report, stopped=True,
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
-            stats, stopped = asyncio.run(_under_signals(
-                lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
-                                                to_send=left, now=now, on_wait=on_wait,
-                                                engines=engines)))
-        counts = _write_journal_report(campaign, options.report, journal, checked)
+            try:
+                stats, stopped = asyncio.run(_under_signals(
+                    lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
+                                                    to_send=left, window=window, now=now,
+                                                    observer=observer, engines=engines)))
+            except JournalError as exc:  # mid-run: some batches may have gone out
+                raise RunInterrupted(
+                    f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
+                    "and rerun the same command to resume (requests in flight at the failure "
+                    "are reported unknown)") from None
+        with held():  # a stop now waits for the report: never the old one left in place
+            counts = _write_journal_report(campaign, options.report, journal, checked)
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
-                          retries=stats.retries, elapsed=time.monotonic() - started,
+                          retries=stats.retries, retry_causes=stats.retry_causes,
+                          elapsed=time.monotonic() - started,
                           run_number=journal.run_number, unknown_from_before=unknown_before)
     finally:
         journal.close()
@@ -290,6 +293,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
         else:
             main.cancel()  # nothing in flight yet, or a second Ctrl-C: the journal keeps the rest
 
+    before = {int(sig): signal.getsignal(sig) for sig in STOP_SIGNALS}
     handled = _install_signal_handlers(loop, on_signal)
     try:
         stopped = await main
@@ -298,6 +302,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, before[sig])  # asyncio leaves the default behind, not ours
     return (engines[0].stats if engines else EngineStats()), stopped
 
 
@@ -309,20 +314,20 @@ async def _wait_then_send(
     checked: CheckedRows | None,
     *,
     to_send: int,
+    window: Window | None,
     now: Callable[[], datetime],
-    on_wait: Callable[[datetime], None] | None,
+    observer: RunObserver,
     engines: list[Engine],
 ) -> bool:
     sending = campaign.sending
     loop = asyncio.get_running_loop()
-    state = window_state(sending.window, now())
+    state = window_state(window, now())
     while not state.open and state.opens_at is not None:  # --wait (a sleep may end early)
-        if on_wait is not None:
-            on_wait(state.opens_at)
+        observer.waiting_for_window(window, state.opens_at)
         await asyncio.sleep(max(0.05, (state.opens_at - now()).total_seconds()))
-        state = window_state(sending.window, now())
+        state = window_state(window, now())
 
-    progress = Progress(to_send)
+    observer.sending(to_send)
     connector = aiohttp.TCPConnector(limit=sending.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -340,8 +345,7 @@ async def _wait_then_send(
             retry=RetryPolicy(max_attempts=sending.max_attempts,
                               deadline=sending.max_duration or 300.0),
             on_ambiguous=sending.on_ambiguous,
-            on_progress=lambda s: progress.update(s.rows_done, requests=s.requests,
-                                                  retries=s.retries),
+            on_progress=observer.batch_done,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
@@ -362,7 +366,7 @@ async def _wait_then_send(
         finally:
             if closing is not None:
                 closing.cancel()
-            progress.close()
+            observer.sending_done()
         return result.stopped
 
 
@@ -378,7 +382,7 @@ def provider_limiter(rate: float | None) -> RateLimiter:
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]
                              ) -> list[int]:
     installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         try:
             loop.add_signal_handler(sig, handler)
             installed.append(sig)

@@ -1,19 +1,20 @@
 """Checking a campaign end to end without the network: file, schema, rules, recipients, plan.
 
-Returns a ``CampaignCheck`` value; the CLI turns it into text, JSON or GitHub annotations and an
-exit code. Every problem found is collected, so one bad field does not hide the next.
+Returns a ``CampaignCheck`` value, which carries its exit code; the CLI turns it into text, JSON
+or GitHub annotations. Every problem found is collected, so one bad field does not hide the next.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from runner.campaign import load_campaign
 from runner.errors import Diagnostic, display_path, has_errors
+from runner.exitcodes import EXIT_INVALID, EXIT_OK
 from runner.message import Segments, count_segments
 from runner.model import Campaign
 from runner.plan import Batch, is_personalised, plan_batches
@@ -34,9 +35,6 @@ class PlanObserver(Protocol):
         """``recipient`` for each row (without placeholders, where no batch is planned)."""
 
     def batch(self, batch: Batch) -> None: ...
-
-
-ObserverFactory = Callable[[Campaign], PlanObserver | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,30 +78,46 @@ class CampaignCheck:
     def ok(self) -> bool:
         return not has_errors(self.diagnostics)
 
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_INVALID
 
-def check_campaign(path: Path, *, observe: ObserverFactory | None = None,
-                   known_summary: Callable[[Campaign], PlanSummary | None] | None = None,
-                   ) -> CampaignCheck:
-    """Check a campaign file; ``observe(campaign)`` may watch the pass over its recipients.
+    @property
+    def counts(self) -> Counter[str]:
+        """Rows by verdict (``valid`` ones would be sent); empty when the file failed."""
+        s = self.summary
+        if s is None:
+            return Counter()
+        return Counter({"valid": s.valid, "invalid": s.invalid, "duplicate": s.duplicates,
+                        "suppressed": s.suppressed})
 
-    ``known_summary(campaign)`` may return the summary of a pass already made over the very same
-    recipient bytes (a resumed run): then the recipients are not read again.
-    """
-    shown = display_path(path)
+    @property
+    def report(self) -> None:
+        """A check writes no report (a result's ``.report``, as the others have)."""
+        return None
+
+
+def check_campaign(path: Path, *, observer: PlanObserver | None = None) -> CampaignCheck:
+    """Check a campaign file end to end; ``observer`` may watch the pass over its recipients."""
+    return check_recipients(check_file(path), observer=observer)
+
+
+def check_file(path: Path) -> CampaignCheck:
+    """The campaign file alone: YAML, schema and rules (``summary`` is None)."""
     loaded = load_campaign(path)
     diagnostics = list(loaded.diagnostics)
-    campaign = loaded.campaign
-    if campaign is None:
-        return CampaignCheck(shown, None, tuple(diagnostics), None)
-    diagnostics += check_rules(campaign, loaded.marks)
-    summary = None
-    if not has_errors(diagnostics):
-        summary = known_summary(campaign) if known_summary is not None else None
-        if summary is None:
-            observer = observe(campaign) if observe is not None else None
-            summary, found = summarise_recipients(campaign, observer=observer)
-            diagnostics += found
-    return CampaignCheck(shown, campaign, tuple(diagnostics), summary)
+    if loaded.campaign is not None:
+        diagnostics += check_rules(loaded.campaign, loaded.marks)
+    return CampaignCheck(display_path(path), loaded.campaign, tuple(diagnostics), None)
+
+
+def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = None
+                     ) -> CampaignCheck:
+    """``check`` with the pass over its recipients, unless the file already failed."""
+    if not check.ok or check.campaign is None:
+        return check
+    summary, found = summarise_recipients(check.campaign, observer=observer)
+    return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary)
 
 
 def summarise_recipients(
