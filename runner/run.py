@@ -26,17 +26,8 @@ from runner.answers import Outcome
 from runner.checker import PlanSummary
 from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import JournalError, RunInterrupted, display_path
+from runner.errors import JournalError, RunInterrupted, StateLost, display_path
 from runner.fingerprint import fingerprint
-from runner.journal import (
-    IN_FLIGHT_CODE,
-    IN_FLIGHT_ERROR,
-    Journal,
-    JournalRow,
-    RowOutcome,
-    journal_path,
-    read_meta,
-)
 from runner.kaleyra import build_payload, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
@@ -46,6 +37,18 @@ from runner.recipients import open_recipients
 from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
+from runner.state import (
+    IN_FLIGHT_CODE,
+    IN_FLIGHT_ERROR,
+    JournalRow,
+    RowOutcome,
+    RunKey,
+    Store,
+    journal_path,
+    open_store,
+    read_meta,
+)
+from runner.state.recover import guard, recover_journal
 from runner.verdicts import CheckedRows
 from runner.window import window_state
 
@@ -61,6 +64,8 @@ class SendOptions:
     wait: bool = False
     destination: str = ""  # where messages go (an URL, or the sandbox); a run keeps to one
     ignore_window: bool = False  # a sandbox rehearsal may run outside the send window
+    state: str | None = None  # a PostgreSQL URL for the run's state; None: the journal file
+    recover_from_report: bool = False  # no journal beside a send's report: rebuild it from that
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -126,7 +131,7 @@ def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
         next_unsent = next(unsent, None)
 
 
-def write_checked_report(path: Path, checked: CheckedRows, journal: Journal) -> Counter[str]:
+def write_checked_report(path: Path, checked: CheckedRows, journal: Store) -> Counter[str]:
     """The report from the check pass's verdicts and the journal: no second read of the CSV."""
     counts: Counter[str] = Counter(checked.unsent_counts)
     with ReportWriter(path) as writer:
@@ -170,7 +175,7 @@ def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
     The journal's fingerprint covers the bytes of the CSV and suppression lists, so a match
     means the check made then still holds: a resume need not read a million rows again.
     """
-    journal = journal_path(report)
+    journal = journal_path(report)  # (PostgreSQL state: the check runs again)
     if not journal.exists():
         return None
     try:
@@ -186,7 +191,7 @@ def stored_summary(report: Path, campaign: Campaign) -> PlanSummary | None:
     return summary
 
 
-def check_destination(journal: Journal, options: SendOptions) -> None:
+def check_destination(journal: Store, options: SendOptions) -> None:
     """A run sends to one place: resuming a sandbox run against Kaleyra (or the other way, or
     after KALEYRA_BASE_URL or the SID changed) would skip people who never got the message."""
     first = journal.settings.get("destination")
@@ -197,7 +202,7 @@ def check_destination(journal: Journal, options: SendOptions) -> None:
             "its own --report (--fresh would start over and send to every row again)")
 
 
-def rows_to_skip(journal: Journal, options: SendOptions) -> set[int]:
+def rows_to_skip(journal: Store, options: SendOptions) -> set[int]:
     skip = journal.rows_with_status("sent")
     if not options.retry_failed:
         skip |= journal.rows_with_status("failed")
@@ -225,9 +230,15 @@ def send_campaign(
     observer = observer if observer is not None else RunObserver()
     window = None if options.ignore_window else campaign.sending.window
     started = time.monotonic()
-    journal = Journal.open(journal_path(options.report), fingerprint(campaign),
-                           fresh=options.fresh,
-                           settings=journal_settings(campaign, summary, options.destination))
+    settings = journal_settings(campaign, summary, options.destination)
+    fp = fingerprint(campaign)
+    if options.state is None and guard(options.report, fresh=options.fresh,
+                                       recover=options.recover_from_report):
+        recover_journal(options.report, fp, settings)
+    # In PostgreSQL the run is the campaign's name, region and SID: any machine resumes it.
+    key = RunKey(campaign.name, campaign.account.region, endpoint.sid)
+    journal = open_store(options.state, options.report, fp, fresh=options.fresh,
+                         settings=settings, key=key)
     try:
         check_destination(journal, options)
         unknown_before = journal.mark_in_flight_unknown()
@@ -247,6 +258,8 @@ def send_campaign(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
                                                     observer=observer, engines=engines)))
+            except StateLost:
+                raise  # its message says what happened and what the rerun will do
             except JournalError as exc:  # mid-run: some batches may have gone out
                 raise RunInterrupted(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
@@ -262,7 +275,7 @@ def send_campaign(
         journal.close()
 
 
-def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
+def _write_journal_report(campaign: Campaign, report: Path, journal: Store,
                           checked: CheckedRows | None) -> Counter[str]:
     journal.flush()
     if checked is not None:
@@ -309,7 +322,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
 async def _wait_then_send(
     campaign: Campaign,
     endpoint: Endpoint,
-    journal: Journal,
+    journal: Store,
     skip: set[int],
     checked: CheckedRows | None,
     *,
