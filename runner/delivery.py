@@ -71,9 +71,11 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def settings_from_meta(meta: JournalMeta, journal: Path) -> StatusSettings:
-    """The run's settings, checked: a journal from elsewhere must not give a traceback."""
-    s, shown, spec = meta.settings, display_path(journal), SendingSpec()
+def settings_from_meta(meta: JournalMeta, journal: Path | str) -> StatusSettings:
+    """The run's settings, checked: a journal from elsewhere must not give a traceback.
+    ``journal``: its path, or (a str) the state store as shown to users."""
+    s, spec = meta.settings, SendingSpec()
+    shown = journal if isinstance(journal, str) else display_path(journal)
 
     def bad(key: str, want: str) -> JournalError:
         return JournalError(f"{shown}: the journal's setting {key!r} is {s.get(key)!r}, not "
@@ -114,7 +116,7 @@ def load_settings(report: Path, state: str | None = None,
     """The settings of the run that wrote ``report``: from its journal, or from the PostgreSQL
     ``state``, where the run is the one whose records hold the report's ``sent`` messages."""
     if state is not None:
-        return settings_from_meta(read_state_meta(state, report, sent), Path(mask_url(state)))
+        return settings_from_meta(read_state_meta(state, report, sent), mask_url(state))
     journal = journal_path(report)
     if not journal.exists():
         raise JournalError(f"{display_path(report)}: no journal beside it "
