@@ -20,13 +20,22 @@ from runner.state.records import JournalMeta, changed_campaign
 from runner.state.url import mask_url, scrub
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable database must not hang a CI job
+LOCK_WAIT_MS = 2000  # a run whose process just died is let go of by the server in moments
+# The server notices a client that vanished (a CI machine gone, no FIN) within about a minute,
+# and so frees its run's lock, instead of after the OS default of two hours.
+_KEEPALIVES = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10",
+               "SET tcp_keepalives_count = 3")
 
 
 def connect(url: str, *, purpose: str = "send") -> psycopg.Connection[Any]:
     """A connection, or ``StateUnavailable`` naming the masked URL (never the password)."""
     name = f"campaign {purpose} on {socket.gethostname()} (pid {os.getpid()})"[:63]
     try:
-        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=name)
+        conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=name)
+        for statement in _KEEPALIVES:
+            conn.execute(statement)
+        conn.commit()
+        return conn
     except psycopg.Error as exc:
         raise StateUnavailable(f"cannot reach the state store {mask_url(url)}: "
                                f"{first_line(scrub(str(exc), url))}") from None
@@ -37,6 +46,20 @@ def connect(url: str, *, purpose: str = "send") -> psycopg.Connection[Any]:
 
 def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no reason given"
+
+
+def lock_run(conn: psycopg.Connection[Any], key: RunKey) -> bool:
+    """Take the run's session-level advisory lock, waiting up to LOCK_WAIT_MS; False if another
+    session holds it."""
+    try:
+        conn.execute(f"SET lock_timeout = {LOCK_WAIT_MS}")
+        conn.execute("SELECT pg_advisory_lock(%s)", (key.lock_id(),))
+    except psycopg.errors.LockNotAvailable:
+        conn.rollback()
+        return False
+    conn.execute("RESET lock_timeout")
+    conn.commit()  # the lock is the session's: it outlives this transaction
+    return True
 
 
 def ensure_schema(conn: psycopg.Connection[Any], url: str) -> None:

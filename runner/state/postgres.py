@@ -30,7 +30,14 @@ from psycopg.types.json import Json
 
 from runner.errors import JournalError, StateBusy, StateLost, StateUnavailable
 from runner.state import pgschema
-from runner.state.pgopen import connect, ensure_schema, first_line, holder, open_run
+from runner.state.pgopen import (
+    connect,
+    ensure_schema,
+    first_line,
+    holder,
+    lock_run,
+    open_run,
+)
 from runner.state.pgschema import COLUMNS, RunKey
 from runner.state.pgwriter import Op, Writer
 from runner.state.records import (
@@ -90,12 +97,11 @@ class PostgresStore:
         clean = check_settings(settings or {})
         conn = connect(url)
         try:
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key.lock_id(),)).fetchone()
-            conn.commit()
-            if not (locked and locked[0]):
+            if not lock_run(conn, key):
                 raise StateBusy(f"campaign {key} is being sent by another process right now "
                                 f"(state {mask_url(url)}){holder(conn, key)}: nothing sent; "
-                                "rerun when it has finished")
+                                "rerun when it has finished (a process that died lets go "
+                                "within about a minute)")
             ensure_schema(conn, url)
             with conn.transaction():
                 run_id, meta, aside = open_run(conn, url, key, fingerprint, fresh, clean)
@@ -208,8 +214,8 @@ class PostgresStore:
                 self._call(self._compact)  # what `campaign status` reads is folded in
                 self.flush()
         finally:
-            self._writer.submit("call", self._end_session).result()
-            self._writer.stop()
+            self._writer.stop()  # what is still queued runs (or fails, the store being lost)
+            self._end_session()  # here: the writer thread has ended
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -331,7 +337,7 @@ class PostgresStore:
     # -- calling the writer thread --
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._lost is not None and not self._closed:
+        if self._lost is not None:
             raise self._lost
         try:
             return fn(*args)

@@ -93,7 +93,7 @@ def test_sigkill_then_a_rerun_from_an_empty_folder_resumes_and_sends_nobody_twic
 
 def test_a_second_concurrent_send_sends_nothing_and_exits_75(tmp_path: Path,
                                                              pg_url: str) -> None:
-    files = make_campaign(tmp_path / "a", 400, sending={"batch_size": 50, "concurrency": 2})
+    files = make_campaign(tmp_path / "a", 2000, sending={"batch_size": 50, "concurrency": 2})
     other = moved(files, tmp_path / "b")
     with sandbox(faults=Faults(latency=0.3)) as sb:
         first = start_send(files, sb.base_url, "--state", pg_url)
@@ -103,10 +103,10 @@ def test_a_second_concurrent_send_sends_nothing_and_exits_75(tmp_path: Path,
         assert second.code == EXIT_STOPPED, second.stderr
         assert "being sent by another process" in second.stderr
         assert "nothing sent" in second.stderr and "Traceback" not in second.stderr
-        done = finish(first, timeout=30)
+        done = finish(first, timeout=60)
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
-    assert statuses(report_rows(files)) == Counter(sent=400)
+    assert statuses(report_rows(files)) == Counter(sent=2000)
     assert set(got) == set(files.phones)  # each once: the second run added nobody
     assert not other.report.exists()
     no_password(second.stdout, second.stderr, done.stderr, folders=(tmp_path,))
@@ -186,8 +186,8 @@ def report_rows_at(report: Path) -> list[dict[str, str]]:
 
 
 def test_a_report_without_its_journal_is_refused_and_can_be_recovered(tmp_path: Path) -> None:
-    files = make_campaign(tmp_path, 600, sending={"batch_size": 50, "concurrency": 2,
-                                                  "requests_per_second": 20})
+    files = make_campaign(tmp_path, 2000, sending={"batch_size": 50, "concurrency": 2,
+                                                   "requests_per_second": 20})
     with sandbox(faults=Faults(latency=0.1)) as sb:
         proc = start_send(files, sb.base_url)
         wait_until(lambda: accepted_requests(sb.record) >= 3, proc=proc, what="3 requests")
@@ -204,10 +204,10 @@ def test_a_report_without_its_journal_is_refused_and_can_be_recovered(tmp_path: 
         assert deliveries(sb.record) == first
         assert files.report.read_bytes() == report_before
 
-        recovered = run_send(files, sb.base_url, "--recover-from-report")
+        recovered = run_send(files, sb.base_url, "--recover-from-report", timeout=60)
         assert recovered.code == EXIT_OK, recovered.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(files)
         assert_accounted(files, rows)
-        assert statuses(rows) == Counter(sent=600)
+        assert statuses(rows) == Counter(sent=2000)
         assert set(got) == set(files.phones)
