@@ -22,6 +22,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -78,6 +79,7 @@ class PostgresStore:
         self._sent: SentBits | None = None
         self._lost: StateLost | None = None
         self._compacted = False  # answers written since the last fold into rows
+        self._unrecorded: list[Future[Any]] = []  # answers queued and not yet known written
         self._closed = False
         self._writer = Writer(lambda group: self._guarded(self._group, group),
                               name="campaign-state")
@@ -135,18 +137,33 @@ class PostgresStore:
         self._call(self._commit)
 
     async def abegin_batch(self, batch_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        self._raise_unrecorded()
         sent = self._sent if self._sent is not None else await self._acall(self._sent_bits)
         self._check_unsent(sent, rows)
         await asyncio.wrap_future(self._writer.submit("begin", (batch_id, rows)))
 
     async def afinish_rows(self, rows: Sequence[JournalRow]) -> None:
-        await asyncio.wrap_future(self._writer.submit("finish", rows))
+        """Queued, not awaited: an answer needs no commit of its own (like the sqlite journal's,
+        it is durable with the next begin), so the worker goes straight on to its next batch,
+        whose begin then shares a round trip with it. A failure shows at the next call."""
+        self._raise_unrecorded()
+        self._unrecorded.append(self._writer.submit("finish", rows))
 
     async def arelease_batch(self, batch_id: str) -> None:
         await self._acall(self._release_batch, batch_id)
 
     async def aflush(self) -> None:
         await self._acall(self._commit)
+        self._raise_unrecorded()
+
+    def _raise_unrecorded(self) -> None:
+        """Raise what a queued answer failed with (the store was lost, say); forget the rest."""
+        done = [f for f in self._unrecorded if f.done()]
+        self._unrecorded = [f for f in self._unrecorded if not f.done()]
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
 
     def mark_in_flight_unknown(self) -> int:
         return self._call(self._mark_in_flight_unknown)
