@@ -7,6 +7,7 @@ The public API (the command line is a veneer over it)::
                 resend_unknown=False, retry_failed=False, fresh=False, wait=False,
                 observer=None) -> RunOutcome
     runner.status(report, *, state=None) -> StatusResult
+    runner.report(report, *, html=None, markdown=False) -> ReportView
 
 Each result carries ``.exit_code`` (the CLI's exit code for it), ``.counts`` (rows by status)
 and ``.report`` (the report's path). Bad input raises a ``RunnerError`` subclass.
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.api import check, send, status
+    from runner.api import check, report, send, status
     from runner.checker import CampaignCheck
     from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
     from runner.observer import RunObserver
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # Imported on first use (PEP 562): `campaign` handles signals before the heavy imports, and
 # `import runner.errors` need not load the whole API.
 _LAZY = {
-    "check": "runner.api", "send": "runner.api", "status": "runner.api",
+    "check": "runner.api", "send": "runner.api", "status": "runner.api", "report": "runner.api",
     "CampaignCheck": "runner.checker", "RunOutcome": "runner.results",
     "RunObserver": "runner.observer", "CampaignInvalid": "runner.errors",
     "InputError": "runner.errors", "RunnerError": "runner.errors", "UsageError": "runner.errors",
@@ -56,6 +57,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "check",
+    "report",
     "send",
     "status",
 ]

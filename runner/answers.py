@@ -6,9 +6,13 @@ becomes one of four outcomes the engine acts on:
     Accepted    2xx with ``data[]``: message ids mapped back to our numbers by their digits
     Rejected    permanent: other 4xx, E4xx/E6xx codes, 401/403 (the key was refused)
     Transient   nothing was processed, try again: connection refused, connect timeout, 429,
-                502/503/504, E103/E403
-    Ambiguous   it may have been delivered: 500, a reset, disconnect or read timeout after the
-                request was sent, a 2xx body we cannot read
+                503, E403 (Kaleyra's "try again") on any status but a 5xx
+    Ambiguous   it may have been delivered: 3xx, 500 (whatever its code), 502, 504 and every
+                other 5xx, E103 ("internal error"), a reset, disconnect or read timeout after the
+                request was sent, a 2xx body we cannot read or that was too big to read
+
+A gateway (502, 504) or a redirect (3xx) may stand in front of a server that had already taken
+the request, so none of them proves that nothing was sent.
 
 A connection dropped by the server before it answered looks the same on the wire whether the
 server had accepted the request or not, so both are Ambiguous; only a refused connection (or a
@@ -31,9 +35,14 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-TRANSIENT_CODES: Final = frozenset({"E103", "E403"})
+TRANSIENT_CODES: Final = frozenset({"E403"})  # "something went wrong, try again"
+AMBIGUOUS_CODES: Final = frozenset({"E103"})  # "internal error": it may have sent first
 SUCCESS_CODES: Final = frozenset({"E100", "E101"})  # "submitted", "campaign accepted"
-TRANSIENT_HTTP: Final = frozenset({429, 502, 503, 504})
+TRANSIENT_HTTP: Final = frozenset({429, 503})
+# Retry-After beyond this many seconds is taken as "much later" (a date in 2099, 10**30): the
+# run stops either way, and a time this far off still fits a datetime.
+MAX_RETRY_AFTER: Final = 1e10
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 _ECODE_RE = re.compile(r"E\d{3}")
 _NON_DIGITS = re.compile(r"\D+")
@@ -113,15 +122,16 @@ def classify_response(
                         f"the API key was refused (HTTP {http_status}){detail}", http_status)
     if 200 <= http_status < 300:
         return _classify_success(http_status, body, code, message, numbers, text)
-    if http_status >= 500 and code not in ("E103", "E403"):
-        # The server failed part way: whatever code it adds, it may have sent first.
+    if http_status >= 500 or 300 <= http_status < 400:
+        # The server failed part way, or something in front of it answered: whatever code it
+        # adds, it may have sent first.
         return Ambiguous(code or f"HTTP{http_status}", message or _http_text(http_status, text),
                          http_status)
     if _ECODE_RE.fullmatch(code) or (code and 400 <= http_status < 500):
         return _by_code(code, message, http_status)
-    if 300 <= http_status < 500:
+    if 400 <= http_status < 500:
         return Rejected(f"HTTP{http_status}", _http_text(http_status, text), http_status)
-    # 500 and anything else: the server may have sent before failing.
+    # 1xx and anything else: we cannot tell what happened.
     return Ambiguous(code or f"HTTP{http_status}", message or _http_text(http_status, text),
                      http_status)
 
@@ -141,10 +151,12 @@ def _classify_success(status: int, body: dict[str, object] | None, code: str, me
                      status)
 
 
-def _by_code(code: str, message: str, status: int) -> Rejected | Transient:
+def _by_code(code: str, message: str, status: int) -> Rejected | Transient | Ambiguous:
     text = message or f"Kaleyra error {code}"
     if code in TRANSIENT_CODES:
         return Transient(code, text, status, None)
+    if code in AMBIGUOUS_CODES:
+        return Ambiguous(code, text, status)
     return Rejected(code, text, status)
 
 
@@ -177,23 +189,23 @@ def match_recipients(data: Sequence[object], numbers: Sequence[str],
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or bad."""
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or not
+    one of those (``-3``, ``1e308``, ``soon``: the server's words carry no wait we can trust).
+    A date in the past is 0; anything beyond ``MAX_RETRY_AFTER`` is that."""
     if value is None or not value.strip():
         return None
     value = value.strip()
-    try:
+    if _DELTA_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:  # HTTP dates are GMT
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN/inf
-        return None
-    return max(0.0, seconds)
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _json_object(text: str) -> dict[str, object] | None:

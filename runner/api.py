@@ -29,14 +29,13 @@ from runner.errors import CampaignInvalid, UsageError
 from runner.faults import Faults
 from runner.model import Campaign
 from runner.observer import RunObserver
-from runner.plan import is_personalised
-from runner.report import ReportWriter
 from runner.reportpath import refuse_to_overwrite_a_run, resolve_report
 from runner.results import RunOutcome
 from runner.verdicts import CheckedRows, DryRunReport
 
 if TYPE_CHECKING:  # sending needs aiohttp, a tenth of a second to import: not for a dry run
     from runner.delivery import StatusResult
+    from runner.report_command import ReportView
     from runner.run import SendOptions
 
 PathLike = str | os.PathLike[str]
@@ -107,6 +106,16 @@ def status(report: PathLike, *, state: str | None = None, recheck: bool = False,
                           state=state_url(state, environ))
 
 
+def report(report: PathLike, *, html: PathLike | None = None, markdown: bool = False
+           ) -> ReportView:
+    """Summarise a delivery report in one pass: a self-contained page at ``html`` and/or the
+    same figures as ``markdown`` (``.markdown`` of the result)."""
+    from runner.report_command import render
+
+    return render(Path(report), html=Path(html) if html is not None else None,
+                  markdown=markdown)
+
+
 def _valid(check: CampaignCheck) -> Campaign:
     if not check.ok or check.campaign is None:
         raise CampaignInvalid(f"{check.path}: invalid campaign, nothing sent", check.diagnostics)
@@ -117,18 +126,16 @@ def _dry_run(checked: CampaignCheck, report: Path, observer: RunObserver) -> Run
     """The whole pipeline but the HTTP call, its report written during the check pass."""
     refuse_to_overwrite_a_run(report)
     campaign = _valid(checked)
-    size = None if is_personalised(campaign) else campaign.effective_batch_size
-    writer: ReportWriter | None = None
+    dry: DryRunReport | None = None
     try:
-        writer = ReportWriter(report)
-        dry = DryRunReport(writer, batch_size=size)
+        dry = DryRunReport.for_campaign(campaign, report)
         checked = check_recipients(checked, observer=dry)
         _valid(checked)
         observer.checked(checked, reused=False)
         counts = dry.commit()
     finally:
-        if writer is not None:
-            writer.discard()  # a no-op once committed
+        if dry is not None:
+            dry.writer.discard()  # a no-op once committed
     return RunOutcome(counts, report, dry_run=True, check=checked)
 
 
@@ -145,7 +152,7 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
         if summary is not None:  # a resume of the same bytes: trust the check its run stored
             checked = replace(checked, summary=summary)
         else:  # the send plans, and writes its report, from what the check pass finds
-            rows = CheckedRows(options.report.parent)
+            rows = CheckedRows.for_campaign(campaign, options.report.parent)
             checked = check_recipients(checked, observer=rows)
             _valid(checked)
         observer.checked(checked, reused=summary is not None)

@@ -22,8 +22,11 @@ import phonenumbers
 
 from runner.errors import Diagnostic, display_path, error, has_errors
 from runner.model import (
+    DEFAULT_VARIABLE_LENGTH,
     Account,
+    Budget,
     Campaign,
+    DltSpec,
     MessageSpec,
     RecipientsSpec,
     SendingSpec,
@@ -71,14 +74,15 @@ def load_campaign(path: Path) -> LoadResult:
     doc = load_yaml(text, shown, is_secret_key=is_secret_key)
     diagnostics = list(doc.diagnostics)
     if doc.data is None and not doc.diagnostics:
-        diagnostics.append(error("the file holds no campaign (it is empty)", shown, 1, 1))
+        diagnostics.append(error("the file holds no campaign (it is empty)", shown, 1, 1,
+                                 code="empty-file"))
     if doc.data is None:
         return LoadResult(None, sort_diagnostics(diagnostics), doc.marks)
     if not isinstance(doc.data, dict):
         line, col = doc.marks.at(()) or (1, 1)
         diagnostics.append(error(
             "a campaign file must be a mapping of keys (version, name, account, message, "
-            f"recipients, ...), not {_kind(doc.data)}", shown, line, col))
+            f"recipients, ...), not {_kind(doc.data)}", shown, line, col, code="not-a-mapping"))
         return LoadResult(None, diagnostics, doc.marks)
     diagnostics += _secret_errors(doc.secret_paths, doc.data, doc.marks, shown)
     data = coerce_strings(doc.data, doc.marks)
@@ -97,7 +101,7 @@ def _non_finite(value: object, at: tuple[str | int, ...], marks: Marks, shown: s
         line, col = marks.at(at) or (None, None)
         name = ".".join(str(k) for k in at) or "value"
         return [error(f"{name} must be a finite number, not {value}", shown, line, col,
-                      field=name)]
+                      field=name, code="not-finite")]
     found: list[Diagnostic] = []
     if isinstance(value, dict):
         for key, item in value.items():
@@ -124,15 +128,18 @@ def _read_text(path: Path, shown: str) -> tuple[str | None, Diagnostic | None]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return None, error("file not found", shown)
+        return None, error("file not found", shown, code="file-unreadable")
     except IsADirectoryError:
-        return None, error("is a folder, not a campaign file", shown)
+        return None, error("is a folder, not a campaign file", shown, code="file-unreadable")
     except PermissionError:
-        return None, error("cannot read the file: permission denied", shown)
+        return None, error("cannot read the file: permission denied", shown,
+                           code="file-unreadable")
     except OSError as exc:
-        return None, error(f"cannot read the file: {exc.strerror or type(exc).__name__}", shown)
+        return None, error(f"cannot read the file: {exc.strerror or type(exc).__name__}", shown,
+                           code="file-unreadable")
     if len(raw) > MAX_BYTES:
-        return None, error(f"the file is larger than {MAX_BYTES:,} bytes: not a campaign", shown)
+        return None, error(f"the file is larger than {MAX_BYTES:,} bytes: not a campaign", shown,
+                           code="file-too-big")
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
@@ -140,7 +147,7 @@ def _read_text(path: Path, shown: str) -> tuple[str | None, Diagnostic | None]:
         line = before.count(b"\n") + 1
         col = len(before) - (before.rfind(b"\n") + 1) + 1
         return None, error(f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                           shown, line, col)
+                           shown, line, col, code="not-utf8")
 
 
 def _kind(value: object) -> str:
@@ -165,7 +172,7 @@ def _secret_errors(secret_paths: tuple[KeyPath, ...], data: dict[str, Any], mark
         line, col = marks.key_at(key_path) or (1, 1)
         message = (f"'{key_path[-1]}' looks like a secret: secrets never go in a campaign file; "
                    f"remove it and put the API key in {where}")
-        found.append(error(message, shown, line, col, dotted(key_path)))
+        found.append(error(message, shown, line, col, dotted(key_path), code="secret-in-file"))
     return found
 
 
@@ -181,12 +188,12 @@ def _value_checks(data: dict[str, Any], marks: Marks, shown: str) -> list[Diagno
     zone = _get(data, _ZONE)
     problem = _zone_problem(zone) if isinstance(zone, str) and 0 < len(zone) <= 64 else None
     if problem is not None:
-        found.append(_error_at(problem, _ZONE, marks, shown))
+        found.append(_error_at(problem, _ZONE, marks, shown, code="unknown-timezone"))
     country = _get(data, _COUNTRY)
     well_formed = isinstance(country, str) and len(country) == 2 and country.isalpha()
     if well_formed and country.upper() not in phonenumbers.SUPPORTED_REGIONS:
         found.append(_error_at(f"default_country '{country}' is not a known country code",
-                               _COUNTRY, marks, shown))
+                               _COUNTRY, marks, shown, code="unknown-country"))
     return found
 
 
@@ -198,9 +205,10 @@ def _get(data: Any, key_path: KeyPath) -> Any:
     return data
 
 
-def _error_at(message: str, key_path: KeyPath, marks: Marks, shown: str) -> Diagnostic:
+def _error_at(message: str, key_path: KeyPath, marks: Marks, shown: str, *, code: str
+              ) -> Diagnostic:
     line, col = marks.at(key_path) or (1, 1)
-    return error(message, shown, line, col, dotted(key_path))
+    return error(message, shown, line, col, dotted(key_path), code=code)
 
 
 def _zone_problem(name: str) -> str | None:
@@ -241,7 +249,25 @@ def _build(data: dict[str, Any], path: Path) -> Campaign:
         recipients=_recipients(data["recipients"], folder),
         sending=_sending(sending_data, _window(sending_data, account, message)),
         report=_resolve(folder, report) if report is not None else None,
+        dlt=_dlt(data.get("dlt"), folder),
+        budget=_budget(data.get("budget")),
     )
+
+
+def _dlt(data: dict[str, Any] | None, folder: Path) -> DltSpec | None:
+    if data is None:
+        return None
+    return DltSpec(_resolve(folder, data["templates"]),
+                   int(data.get("max_variable_length", DEFAULT_VARIABLE_LENGTH)))
+
+
+def _budget(data: dict[str, Any] | None) -> Budget | None:
+    if data is None:
+        return None
+    price = data.get("price_per_part")
+    max_parts = data.get("max_parts")
+    return Budget(int(max_parts) if max_parts is not None else None,
+                  float(price) if price is not None else None, str(data.get("currency", "")))
 
 
 def _resolve(folder: Path, value: str) -> Path:
@@ -254,9 +280,11 @@ def _message(data: dict[str, Any]) -> MessageSpec:
         type=data["type"],
         flash=bool(data.get("flash", False)),
         body=data.get("body"),
-        template_id=data.get("template_id"),
+        # An unquoted id is a YAML integer (exact: Python's are unbounded); the schema allows it.
+        template_id=str(data["template_id"]) if "template_id" in data else None,
         entity_id=data.get("entity_id"),
         unicode=data.get("unicode"),
+        smart_encoding=bool(data.get("smart_encoding", False)),
     )
 
 
@@ -292,7 +320,6 @@ def _time(text: str) -> time:
 
 def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
     defaults = SendingSpec()
-    max_duration = data.get("max_duration")
     return SendingSpec(
         batch_size=int(data.get("batch_size", defaults.batch_size)),
         requests_per_second=float(data.get("requests_per_second", defaults.requests_per_second)),
@@ -301,6 +328,6 @@ def _sending(data: dict[str, Any], window: Window | None) -> SendingSpec:
         on_ambiguous=data.get("on_ambiguous", defaults.on_ambiguous),
         window=window,
         timeout=float(data.get("timeout", defaults.timeout)),
-        max_duration=float(max_duration) if max_duration is not None else None,
+        max_duration=float(data.get("max_duration", defaults.max_duration)),
         encoding=data.get("encoding", defaults.encoding),
     )

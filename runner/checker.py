@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from runner.campaign import load_campaign
+from runner.compose import ComposedRows, Composer
+from runner.cost import budget_diagnostics
 from runner.errors import Diagnostic, display_path, has_errors
 from runner.exitcodes import EXIT_INVALID, EXIT_OK
-from runner.message import Segments, count_segments
+from runner.message import Segments
 from runner.model import Campaign
-from runner.plan import Batch, is_personalised, plan_batches
+from runner.plan import Batch, is_personalised, plan_texts
 from runner.recipients import Recipient, open_recipients, stats_diagnostics
 from runner.rules import check_rules
+from runner.yamlload import Marks
 
 
 class PlanObserver(Protocol):
@@ -73,6 +76,7 @@ class CampaignCheck:
     campaign: Campaign | None
     diagnostics: tuple[Diagnostic, ...]
     summary: PlanSummary | None
+    marks: Marks | None = field(default=None, compare=False, repr=False)  # for later checks
 
     @property
     def ok(self) -> bool:
@@ -108,7 +112,8 @@ def check_file(path: Path) -> CampaignCheck:
     diagnostics = list(loaded.diagnostics)
     if loaded.campaign is not None:
         diagnostics += check_rules(loaded.campaign, loaded.marks)
-    return CampaignCheck(display_path(path), loaded.campaign, tuple(diagnostics), None)
+    return CampaignCheck(display_path(path), loaded.campaign, tuple(diagnostics), None,
+                         loaded.marks)
 
 
 def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = None
@@ -117,6 +122,8 @@ def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = No
     if not check.ok or check.campaign is None:
         return check
     summary, found = summarise_recipients(check.campaign, observer=observer)
+    if summary is not None and check.marks is not None:
+        found += budget_diagnostics(check.campaign, summary, check.marks)
     return replace(check, diagnostics=check.diagnostics + tuple(found), summary=summary)
 
 
@@ -125,7 +132,9 @@ def summarise_recipients(
 ) -> tuple[PlanSummary | None, list[Diagnostic]]:
     """One streaming pass over the recipients: their verdicts, the batches and the segments."""
     personalised = is_personalised(campaign)
+    composer = Composer.for_campaign(campaign)
     stream = open_recipients(campaign.recipients, with_fields=personalised)
+    rows = ComposedRows(stream, composer, flash=campaign.message.flash)
     batches = segments = 0
     min_seg: Segments | None = None
     max_seg: Segments | None = None
@@ -140,20 +149,21 @@ def summarise_recipients(
         valid, size = stream.stats.ok, campaign.effective_batch_size
         batches = -(-valid // size)
         if valid:
-            min_seg = max_seg = count_segments(campaign.message.body or "")
+            min_seg = max_seg = composer.segments(composer.fixed_text or "")
             segments = max_seg.parts * valid
             encodings.add(max_seg.encoding)
     else:
         cache: dict[str | None, Segments] = {}
-        for batch in plan_batches(_watched(stream, observer), campaign):
+        for batch in plan_texts(_watched(rows, observer), campaign):
             batches += 1
             if observer is not None:
                 observer.batch(batch)
             seg = cache.get(batch.body)
             if seg is None:
-                seg = count_segments(batch.body or "")
+                seg = composer.segments(batch.body or "")
                 if len(cache) < 10_000:
                     cache[batch.body] = seg
+            rows.note_parts(len(batch.rows), batch.rows[0], seg)
             segments += seg.parts * len(batch.rows)
             encodings.add(seg.encoding)
             if min_seg is None or seg.parts < min_seg.parts:
@@ -164,12 +174,11 @@ def summarise_recipients(
     found = list(stream.diagnostics)
     if has_errors(found):
         return None, found
-    found += stats_diagnostics(
-        stream.stats, campaign.recipients, display_path(campaign.recipients.source)
-    )
-    stats = stream.stats
+    found += rows.diagnostics + rows.flash_diagnostics()  # rows whose message fails; flash
+    stats = rows.stats if personalised else stream.stats
+    found += stats_diagnostics(stats, campaign.recipients, display_path(campaign.recipients.source))
     if max_seg is None:
-        max_seg = count_segments(campaign.message.body or "")
+        max_seg = composer.segments(composer.estimate())
     summary = PlanSummary(
         recipients=stats.total,
         valid=stats.ok,
@@ -189,13 +198,16 @@ def summarise_recipients(
     return summary, found
 
 
-def _watched(rows: Iterable[Recipient], observer: PlanObserver | None) -> Iterable[Recipient]:
+_Pairs = Iterable[tuple[Recipient, str | None]]  # rows with the text each would be sent
+
+
+def _watched(rows: _Pairs, observer: PlanObserver | None) -> _Pairs:
     if observer is None:
         return rows
     return _each_seen(rows, observer)
 
 
-def _each_seen(rows: Iterable[Recipient], observer: PlanObserver) -> Iterator[Recipient]:
-    for recipient in rows:
-        observer.recipient(recipient)
-        yield recipient
+def _each_seen(rows: _Pairs, observer: PlanObserver) -> Iterator[tuple[Recipient, str | None]]:
+    for pair in rows:
+        observer.recipient(pair[0])
+        yield pair

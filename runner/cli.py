@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from runner import __version__, api
-from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError
+from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError, display_path
 from runner.exitcodes import EPILOG, EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from runner.output import render_github, render_json, render_text
 
@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "poll delivery status into a report")
     add_status_arguments(status)
 
+    from runner.report_command import add_report_arguments
+
+    add_report_arguments(command("report", "a report as one self-contained page, or markdown"))
+
     sandbox = command("sandbox", "run the local Kaleyra-compatible server")
     add_sandbox_arguments(sandbox)
     return parser
@@ -122,7 +126,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     try:
         args = build_parser().parse_args(argv)
         command = {"validate": cmd_validate, "send": cmd_send, "status": cmd_status,
-                   "sandbox": cmd_sandbox}[args.command]
+                   "report": cmd_report, "sandbox": cmd_sandbox}[args.command]
         return command(args, out, err)
     except UsageError as exc:
         print(f"{exc}\n(see `campaign --help`)", file=err)
@@ -245,6 +249,17 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return exc.exit_code
     return finish_status(result, out, io.StringIO() if args.quiet and not result.refused
                          else err)
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not args.html and not args.markdown:
+        raise UsageError("campaign report: give --html PATH, --markdown, or both")
+    view = api.report(args.report, html=args.html, markdown=bool(args.markdown))
+    if view.markdown is not None:
+        out.write(view.markdown)
+    if view.html is not None:
+        print(f"page: {display_path(view.html)}", file=err)
+    return view.exit_code
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

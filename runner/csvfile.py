@@ -130,18 +130,20 @@ def check_bytes(path: Path, shown: str, what: str) -> Diagnostic | None:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
     except FileNotFoundError:
-        return error(f"{what} not found: {shown}", shown)
+        return error(f"{what} not found: {shown}", shown, code="file-missing")
     except IsADirectoryError:
-        return error(f"{what} {shown} is a folder, not a CSV file", shown)
+        return error(f"{what} {shown} is a folder, not a CSV file", shown, code="file-missing")
     except OSError as exc:
-        return error(f"cannot read {what} {shown}: {exc.strerror}", shown)
+        return error(f"cannot read {what} {shown}: {exc.strerror}", shown,
+                     code="file-unreadable")
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        return error(f"{shown} is empty", shown, 1)
+        return error(f"{shown} is empty", shown, 1, code="csv-empty")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return error(f"{shown} is UTF-16: save it as UTF-8 (CSV UTF-8)", shown, 1)
+        return error(f"{shown} is UTF-16: save it as UTF-8 (CSV UTF-8)", shown, 1,
+                     code="csv-encoding")
     if b"\x00" in head:
         return error(f"{shown} is not a CSV file (it holds binary data); export it as CSV UTF-8",
-                     shown, 1)
+                     shown, 1, code="csv-binary")
     return None
 
 
@@ -158,14 +160,15 @@ def _read_header(f: io.TextIOWrapper, shown: str) -> OpenedCsv | Diagnostic:
         while not header or blank(header):
             header = next(reader)
     except StopIteration:
-        return error(f"{shown} is empty", shown, 1)
+        return error(f"{shown} is empty", shown, 1, code="csv-empty")
     except csv.Error as exc:
-        return error(f"{shown}: cannot read the header: {exc}", shown, reader.line_num)
+        return error(f"{shown}: cannot read the header: {exc}", shown, reader.line_num,
+                     code="csv-header")
     at = reader.line_num
     text = "".join(header)
     if SURROGATE.search(text):
         return error(f"{shown}: the header (line {at}) is not UTF-8; save the file as UTF-8",
-                     shown, at)
+                     shown, at, code="csv-encoding")
     columns = tuple(c.strip() for c in header)
     return OpenedCsv(f, reader, columns, at, tuple(_header_warnings(columns, shown, at)),
                    os.fstat(f.fileno()).st_size)
@@ -184,6 +187,7 @@ def _header_warnings(columns: tuple[str, ...], shown: str, line: int) -> Iterato
     for i, name in enumerate(columns, 1):
         if name in seen:
             yield warning(f"column '{name}' appears twice (columns {seen[name]} and {i}); "
-                          "placeholders see the last", shown, line, i, field=name)
+                          "placeholders see the last", shown, line, i, field=name,
+                          code="duplicate-column")
         else:
             seen[name] = i

@@ -198,6 +198,7 @@ class StatusResult:
     requests: int = 0
     retries: int = 0
     written: bool = False  # the report was rewritten
+    rerun_after: float | None = None  # seconds Kaleyra asked to wait (it stopped the polling)
 
     @property
     def counts(self) -> Counter[str]:
@@ -255,6 +256,7 @@ def check_delivery(report: Path, env: Mapping[str, str], *, recheck: bool = Fals
                                   retry=retry))
         result.requests, result.retries = polled.requests, polled.retries
         result.unchecked, result.refused = len(polled.unchecked), polled.refused
+        result.rerun_after = polled.rerun_after
     checked_at = now()
     rows: Iterator[ReportRow] = (updated(r, polled, checked_at) for r in report_rows(report))
     if found.to_ask and len(polled.unchecked) < len(found.to_ask):  # something was learnt
@@ -310,7 +312,11 @@ def finish_status(result: StatusResult, out: TextIO, err: TextIO) -> int:
     if result.sent == 0:
         print("no sent rows: nothing to check", file=err)
         return result.exit_code
-    if result.unchecked:
+    if result.unchecked and result.rerun_after is not None:
+        print(f"{result.unchecked:,} ids not checked: Kaleyra asked to wait "
+              f"{result.rerun_after / 60:,.0f} min (Retry-After); run `campaign status` again "
+              "after that", file=err)
+    elif result.unchecked:
         print(f"{result.unchecked:,} ids could not be checked (the API kept failing); run "
               "`campaign status` again later", file=err)
     undelivered, pending = result.verdicts["undelivered"], result.verdicts["pending"]

@@ -81,21 +81,25 @@ def resolve_account_endpoint(account: Account, path: str, env: Mapping[str, str]
     sid = account.sid or env.get(SID_ENV, "").strip()
     if not sid:
         msg = f"no account SID: set account.sid in the campaign or the {SID_ENV} variable"
-        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid")])
+        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid",
+                                                         code="account-sid")])
     if not _SID_RE.fullmatch(sid):
         msg = f"account SID {sid!r} is not valid (letters, digits, '_' and '-' only)"
-        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid")])
+        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.sid",
+                                                         code="account-sid")])
     var = account.api_key_env
     key = env.get(var, "").strip()
     if not key:
         # Name the variable only when it looks like one: a key pasted there must not be echoed.
         named = var if _ENV_NAME_RE.fullmatch(var) else "named by account.api_key_env"
         msg = f"the API key variable {named} is not set (or empty)"
-        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env")])
+        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env",
+                                                         code="api-key")])
     if not key.isprintable() or not key.isascii():
         msg = (f"the API key in {var if _ENV_NAME_RE.fullmatch(var) else 'its variable'} holds "
                "a control or non-ASCII character (a stray newline?); set it again")
-        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env")])
+        raise InputError(f"{path}: {msg}", [error(msg, path, field="account.api_key_env",
+                                                         code="api-key")])
     base = env.get(BASE_URL_ENV, "").strip()
     base_url = check_base_url(base) if base else f"https://{API_DOMAINS[account.region]}"
     return Endpoint(base_url=base_url, sid=sid, api_key=Secret(key))

@@ -13,6 +13,12 @@ For each batch a worker:
 4. records the answer per row: ``sent``, ``failed``, or ``unknown`` when the request may or may
    not have been delivered.
 A stop (signal, send window closing) lets the batches in flight finish and takes no new ones.
+
+Waiting has limits. Between attempts a batch whose answers all proved it unsent is released in
+the journal (a kill then leaves it pending, not unknown) and begun again before the next one. A
+wait (backoff or Retry-After) longer than what is left of the batch's deadline ends its retries,
+its rows pending; a Retry-After above ``LONG_RETRY_AFTER`` stops the run (``rerun_after``).
+
 Losing the state store (``StateLost``) stops at once: no answer could be recorded any more, so
 the batches in flight are left open in the store (``unknown`` at the rerun) and ``run`` raises.
 """
@@ -40,9 +46,12 @@ from runner.state import JournalRow, Store
 
 log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
+LONG_RETRY_AFTER = 300.0  # seconds: a Retry-After beyond this stops the run (rerun later)
+
 SendAttempt = Callable[[Batch], Awaitable[Outcome]]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+OnWait = Callable[[str, float], None]  # (why, seconds): the run waits that long
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +80,37 @@ class EngineStats:
 class EngineResult:
     stats: EngineStats
     stopped: bool  # True when a stop cut the run short: some rows were never attempted
+    rerun_after: float | None = None  # seconds: Kaleyra asked to wait this long, which stopped it
 
 
-class _StopAfterClock(stop_base):
-    """Stop retrying once the injected clock says the batch's deadline has passed."""
+@dataclass(slots=True)
+class _Tries:
+    """One batch's attempts so far."""
 
-    def __init__(self, clock: Clock, started: float, deadline: float | None) -> None:
+    began: bool = False  # recorded in flight in the journal (and not released since)
+    attempts: int = 0
+    last: Outcome | None = None  # the answer to the previous attempt
+    maybe_sent: Ambiguous | None = None  # the last answer that says it may have been processed
+    out_of_time: bool = False  # the next wait would have gone past the deadline
+
+
+class _StopBeforeDeadline(stop_base):
+    """Stop retrying when the wait before the next attempt would end past the batch's deadline
+    (or it has passed already), on the injected clock."""
+
+    def __init__(self, clock: Clock, started: float, deadline: float | None,
+                 tries: _Tries) -> None:
         self._clock, self._started, self._deadline = clock, started, deadline
+        self._tries = tries
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._deadline is not None and self._clock() - self._started >= self._deadline
+        if self._deadline is None:
+            return False
+        left = self._deadline - (self._clock() - self._started)
+        if left <= 0 or retry_state.upcoming_sleep > left:
+            self._tries.out_of_time = True
+            return True
+        return False
 
 
 def _last_answer(state: RetryCallState) -> Outcome | None:
@@ -114,6 +144,7 @@ class Engine:
         sleep: Sleep = asyncio.sleep,
         wall_clock: Callable[[], str] = _now_iso,
         on_progress: Callable[[EngineStats], None] | None = None,
+        on_wait: OnWait | None = None,
     ) -> None:
         self._send = send
         self._journal = journal
@@ -125,8 +156,10 @@ class Engine:
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._on_progress = on_progress
+        self._on_wait = on_wait
         self.stop_event = asyncio.Event()
         self.stats = EngineStats()
+        self.rerun_after: float | None = None  # a Retry-After too long to wait out stopped us
 
     def stop(self) -> None:
         """Take no new batches; batches in flight finish (the caller bounds how long)."""
@@ -159,7 +192,7 @@ class Engine:
             await asyncio.gather(*workers, return_exceptions=True)
             if not lost:
                 await self._journal.aflush()
-        return EngineResult(self.stats, stopped=not exhausted)
+        return EngineResult(self.stats, stopped=not exhausted, rerun_after=self.rerun_after)
 
     async def _worker(self, next_batch: Callable[[], Batch | None]) -> None:
         while (batch := next_batch()) is not None:
@@ -167,34 +200,34 @@ class Engine:
 
     async def _send_batch(self, batch: Batch) -> None:
         started = self._clock()
-        attempts = 0
-        began = False
-
-        last: Outcome | None = None  # the answer to the previous attempt
+        tries = _Tries()
 
         async def attempt() -> Outcome | None:
-            nonlocal attempts, began, last
             if not await self._acquire() or self.stop_event.is_set():
                 # Stopped before this attempt left: nothing goes out after a stop. A batch never
                 # sent stays pending; one waiting to retry keeps its last answer.
-                return last
-            if not began:
+                return tries.last
+            if not tries.began:
                 await self._journal.abegin_batch(batch.id, list(zip(batch.rows, batch.numbers,
                                                                     strict=True)))
-                began = True
-            attempts += 1
+                tries.began = True
+            tries.attempts += 1
             self.stats.requests += 1
-            if attempts > 1:
+            last = tries.last
+            if tries.attempts > 1:
                 self.stats.retries += 1
                 self.stats.retry_causes[last.code if last is not None and not isinstance(
                     last, Accepted) else "unknown"] += 1
             sent_at = self._clock()
-            outcome = last = await self._send(batch)
+            outcome = tries.last = await self._send(batch)
             if log.isEnabledFor(logging.INFO):
                 log.info("batch %s: %d numbers, attempt %d: %s in %.3f s", batch.id,
-                         len(batch.rows), attempts, _answer(outcome), self._clock() - sent_at)
-            if isinstance(outcome, Transient) and outcome.retry_after:
-                self._limiter.pause_until(self._clock() + outcome.retry_after)
+                         len(batch.rows), tries.attempts, _answer(outcome),
+                         self._clock() - sent_at)
+            if isinstance(outcome, Ambiguous):
+                tries.maybe_sent = outcome
+            elif isinstance(outcome, Transient) and outcome.retry_after:
+                self._asked_to_wait(outcome.code, outcome.retry_after)
             return outcome
 
         outcome = await attempt()
@@ -206,26 +239,65 @@ class Engine:
             async def replay_then_attempt() -> Outcome | None:
                 return first.pop() if first else await attempt()
 
+            async def pause(seconds: float) -> None:
+                await self._between_attempts(batch, tries, seconds)
+
             retrying = AsyncRetrying(
-                stop=stop_after_attempt(self._retry.max_attempts) | self._past_deadline(started),
+                stop=stop_after_attempt(self._retry.max_attempts) | _StopBeforeDeadline(
+                    self._clock, started, self._retry.deadline, tries),
                 wait=self._wait,
                 retry=retry_if_result(self._should_retry),
-                sleep=self._pause,
+                sleep=pause,
                 retry_error_callback=_last_answer,
                 reraise=True,
             )
             outcome = await retrying(replay_then_attempt)
         self.stats.batches += 1
-        if outcome is None or (isinstance(outcome, Transient) and self.stop_event.is_set()):
-            if began:  # stopped between attempts: every answer so far proved nothing was sent
+        if isinstance(outcome, Transient) and tries.maybe_sent is not None:
+            outcome = tries.maybe_sent  # an earlier answer said it may have gone: unknown
+        if outcome is None or (isinstance(outcome, Transient) and (
+                self.stop_event.is_set() or tries.out_of_time)):
+            # Stopped, or out of time, between attempts: every answer so far proved nothing was
+            # sent, so the rows are pending (a rerun sends them).
+            if tries.began:
                 await self._journal.arelease_batch(batch.id)
+            if tries.out_of_time:
+                self._say_why_we_wait(outcome)
             return
-        outcomes = self._row_outcomes(batch, outcome, attempts)
+        outcomes = self._row_outcomes(batch, outcome, tries.attempts)
         await self._journal.afinish_rows(outcomes)
         for status, n in Counter(row[2] for row in outcomes).items():
             self.stats.count(status, n)
         if self._on_progress is not None:
             self._on_progress(self.stats)
+
+    def _asked_to_wait(self, code: str, seconds: float) -> None:
+        """A Retry-After: everybody waits, or, when it is too long to wait out, the run stops."""
+        if seconds > LONG_RETRY_AFTER:
+            self.rerun_after = max(self.rerun_after or 0.0, seconds)
+            self.stop()
+            return
+        self._limiter.pause_until(self._clock() + seconds)
+
+    async def _between_attempts(self, batch: Batch, tries: _Tries, seconds: float) -> None:
+        """The wait before a retry. A batch proven unsent so far is not in flight meanwhile: it is
+        released (committed), and begun again when its next attempt leaves."""
+        if tries.began and tries.maybe_sent is None:
+            await self._journal.arelease_batch(batch.id)
+            await self._journal.aflush()
+            tries.began = False
+        self._say_why_we_wait(tries.last, seconds)
+        await self._pause(seconds)
+
+    def _say_why_we_wait(self, last: Outcome | None, seconds: float | None = None) -> None:
+        if self._on_wait is None or last is None or isinstance(last, Accepted):
+            return
+        if isinstance(last, Transient) and last.retry_after:
+            pause = self._limiter.paused_until - self._clock()
+            self._on_wait(f"Kaleyra asked to wait ({last.code}, Retry-After)",
+                          max(pause, seconds or 0.0))
+        elif seconds is not None:
+            self._on_wait(f"retrying after {last.code}", seconds)
 
     async def _acquire(self) -> bool:
         """A slot from the rate limiter, unless a stop comes first (then False)."""
@@ -265,9 +337,6 @@ class Engine:
         if isinstance(outcome, Transient):
             return True
         return isinstance(outcome, Ambiguous) and self._on_ambiguous == "retry"
-
-    def _past_deadline(self, started: float) -> stop_base:
-        return _StopAfterClock(self._clock, started, self._retry.deadline)
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_random_exponential(

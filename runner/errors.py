@@ -39,6 +39,7 @@ class Diagnostic:
     line: int | None = None  # 1-based
     col: int | None = None  # 1-based
     field: str | None = None  # dotted key path ("message.sender") or CSV column name
+    code: str = ""  # the rule's stable name (docs/diagnostics.md), e.g. "unknown-key"
 
     def format_text(self) -> str:
         where = self.path
@@ -56,17 +57,21 @@ class Diagnostic:
             "line": self.line,
             "col": self.col,
             "field": self.field,
+            "code": self.code or _GENERIC[self.severity],
         }
 
 
+_GENERIC = {"error": "error", "warning": "warning"}  # a diagnostic no rule has named yet
+
+
 def error(message: str, path: str, line: int | None = None, col: int | None = None,
-          field: str | None = None) -> Diagnostic:
-    return Diagnostic("error", message, path, line, col, field)
+          field: str | None = None, *, code: str = "") -> Diagnostic:
+    return Diagnostic("error", message, path, line, col, field, code)
 
 
 def warning(message: str, path: str, line: int | None = None, col: int | None = None,
-            field: str | None = None) -> Diagnostic:
-    return Diagnostic("warning", message, path, line, col, field)
+            field: str | None = None, *, code: str = "") -> Diagnostic:
+    return Diagnostic("warning", message, path, line, col, field, code)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

@@ -38,6 +38,16 @@ from runner.model import Campaign, Encoding
 
 USER_AGENT: Final = f"runner/{__version__}"
 STATUS_BATCH: Final = 100  # message ids per status request we recommend to callers
+MAX_ANSWER_BYTES: Final = 1 << 20  # an answer body beyond this is not read (memory stays flat)
+# Pooled connections idle longer than this are not reused. A server that closes an idle
+# connection just as our request crosses it leaves the request unread, but the client sees what
+# it sees when a server takes a request and dies: a disconnect, which must count as "may have
+# been sent". Retrying it once on a fresh connection would resend the real ones, so instead we
+# never offer the server a connection near its idle limit: 1 s is below the shortest keep-alive
+# in common use (gunicorn 2 s, Node.js and Apache 5 s, nginx 75 s), and a connection busy at our
+# rates (a request every few tenths of a second) is still reused.
+KEEPALIVE_SECONDS: Final = 1.0
+_CHUNK = 1 << 16
 
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 # What a request can fail with on the wire; anything else is a bug and should surface.
@@ -110,14 +120,49 @@ async def post_sms(
             timeout=_client_timeout(timeout),
             allow_redirects=False,  # a redirected POST may be replayed as GET elsewhere
         ) as resp:
-            raw = await resp.read()
+            raw = await read_capped(resp)
             status, resp_headers = resp.status, resp.headers
     except _NETWORK_ERRORS as exc:  # every network failure becomes an outcome
         outcome: Outcome = network_outcome(exc, endpoint)
     else:
-        text = raw.decode("utf-8", errors="replace")
-        outcome = classify_response(status, resp_headers, text, numbers)
+        if raw is None:
+            outcome = _too_big(status, resp_headers, numbers)
+        else:
+            outcome = classify_response(status, resp_headers, raw.decode("utf-8", "replace"),
+                                        numbers)
     return _scrub(outcome, key)
+
+
+def connector(limit: int) -> aiohttp.TCPConnector:
+    """The connection pool of a run: ``limit`` connections, kept alive KEEPALIVE_SECONDS."""
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_SECONDS)
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int = MAX_ANSWER_BYTES) -> bytes | None:
+    """The body, or None when it is longer than ``cap`` bytes: then it is not read further
+    (the connection is closed, not reused) and memory holds at most ``cap`` of it."""
+    if resp.content_length is not None and resp.content_length > cap:
+        resp.close()
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            resp.close()
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_big(status: int, headers: Mapping[str, str], numbers: Sequence[str]) -> Outcome:
+    """An answer too long to read: its status alone decides, and a success is unknown (the
+    message ids were in the part not read)."""
+    if 200 <= status < 300:
+        return Ambiguous("HUGE_ANSWER", f"the answer (HTTP {status}) was over "
+                         f"{MAX_ANSWER_BYTES >> 20} MB and was not read: it may have been "
+                         "processed", status)
+    return classify_response(status, headers, "", numbers)
 
 
 def network_outcome(exc: BaseException, endpoint: Endpoint) -> Transient | Ambiguous | Rejected:
@@ -177,7 +222,7 @@ async def get_status(
             timeout=_client_timeout(timeout),
             allow_redirects=False,
         ) as resp:
-            raw = await resp.read()
+            raw = await read_capped(resp)
             status, resp_headers = resp.status, resp.headers
     except _NETWORK_ERRORS as exc:  # every network failure becomes an outcome
         failed = network_outcome(exc, endpoint)
@@ -185,8 +230,12 @@ async def get_status(
             failed if isinstance(failed, Rejected) else Transient(failed.code, failed.message)
         )
     else:
-        result = classify_status(status, resp_headers, raw.decode("utf-8", errors="replace"),
-                                 message_ids)
+        if raw is None:  # asking again is safe, and a smaller answer may come
+            result = Transient("HUGE_ANSWER", f"the status answer (HTTP {status}) was over "
+                               f"{MAX_ANSWER_BYTES >> 20} MB and was not read", status)
+        else:
+            result = classify_status(status, resp_headers, raw.decode("utf-8", "replace"),
+                                     message_ids)
     if isinstance(result, StatusAnswer) or len(key) < 4 or key not in result.message:
         return result
     return replace(result, message=result.message.replace(key, "***"))

@@ -1,9 +1,14 @@
 """Message bodies: ``{column}`` placeholders and GSM-7 / UCS-2 segment counting.
 
 Placeholders name a CSV column in braces: ``{name}``. A name is one or more letters, digits,
-``_`` or ``-`` (Unicode letters and digits count). ``{{`` and ``}}`` are literal braces. An
-unclosed ``{``, an empty ``{}``, a name with other characters in it, or a lone ``}`` is a
-``TemplateError`` that carries the 0-based offset of the brace in the body.
+``_`` or ``-`` (Unicode letters and digits count). ``{name|there}`` gives a fallback, used when
+the cell is blank (empty or only spaces); ``{name|}`` lets a blank cell stay blank. ``{{`` and
+``}}`` are literal braces. An unclosed ``{``, an empty ``{}``, a name with other characters in
+it, a fallback holding a brace, or a lone ``}`` is a ``TemplateError`` that carries the 0-based
+offset of the brace in the body.
+
+``smart_gsm`` replaces typographic quotes, dashes, ellipses and the Unicode spaces with their
+GSM-7 look-alikes (``message.smart_encoding``), so one pasted apostrophe does not double the cost.
 
 Segment counting follows GSM 03.38: a body made only of characters from the basic set and the
 extension table (``^{}\\[~]|€`` and form feed, each counting two septets) is GSM-7, sent in one
@@ -24,11 +29,15 @@ from typing import Literal
 __all__ = [
     "GSM_BASIC",
     "GSM_EXTENSION",
+    "Body",
     "Segments",
     "TemplateError",
     "count_segments",
+    "is_gsm",
+    "parse_body",
     "placeholders",
     "render",
+    "smart_gsm",
 ]
 
 # GSM 03.38 default alphabet (the escape 0x1B itself is not a character anyone can type).
@@ -63,24 +72,39 @@ class Segments:
     limit: int  # the single-part limit for this encoding (160 or 70)
 
 
-# A parsed body: literal text and placeholder names, alternating (names at odd indexes).
-_Parsed = tuple[str, ...]
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A parsed body: ``literals[k]`` precedes placeholder ``k`` and the last follows them all."""
+
+    literals: tuple[str, ...]  # escapes collapsed; one more than there are placeholders
+    names: tuple[str, ...]
+    fallbacks: tuple[str | None, ...]  # per placeholder; None: a blank cell is a problem
+    offsets: tuple[int, ...]  # per placeholder: the offset of its '{' in the body as written
+    spans: tuple[tuple[int, str], ...]  # the fixed text as (offset in the body, text) pieces
 
 
 @lru_cache(maxsize=256)
-def _parse(body: str) -> _Parsed:
-    pieces: list[str] = []
+def parse_body(body: str) -> Body:
+    """The body's fixed text and placeholders; TemplateError when it is malformed."""
+    literals: list[str] = []
+    names: list[str] = []
+    fallbacks: list[str | None] = []
+    offsets: list[int] = []
+    spans: list[tuple[int, str]] = []
     literal: list[str] = []
     i, n = 0, len(body)
     while i < n:
         # Jump to the next brace: most of a body is plain text.
         j = _next_brace(body, i)
-        literal.append(body[i:j])
+        if j > i:
+            literal.append(body[i:j])
+            spans.append((i, body[i:j]))
         if j >= n:
             break
         ch = body[j]
         if j + 1 < n and body[j + 1] == ch:  # "{{" or "}}"
             literal.append(ch)
+            spans.append((j, ch))
             i = j + 2
             continue
         if ch == "}":
@@ -88,19 +112,25 @@ def _parse(body: str) -> _Parsed:
         close = body.find("}", j + 1)
         if close < 0:
             raise TemplateError("'{' is never closed (write '{{' for a literal brace)", j)
-        name = body[j + 1 : close]
-        if not name:
+        inside = body[j + 1 : close]
+        name, bar, fallback = inside.partition("|")
+        if not inside:
             raise TemplateError("empty placeholder '{}' (write '{{}}' for literal braces)", j)
         if not _NAME.fullmatch(name):
             raise TemplateError(
-                f"placeholder '{{{name}}}': names may hold only letters, digits, _ and -", j
+                f"placeholder '{{{inside}}}': names may hold only letters, digits, _ and -"
+                " (a fallback follows a |, as in {name|there})", j
             )
-        pieces.append("".join(literal))
-        pieces.append(name)
+        if "{" in fallback:
+            raise TemplateError(f"placeholder '{{{inside}}}': a fallback cannot hold a brace", j)
+        literals.append("".join(literal))
+        names.append(name)
+        fallbacks.append(fallback if bar else None)
+        offsets.append(j)
         literal = []
         i = close + 1
-    pieces.append("".join(literal))
-    return tuple(pieces)
+    literals.append("".join(literal))
+    return Body(tuple(literals), tuple(names), tuple(fallbacks), tuple(offsets), tuple(spans))
 
 
 def _next_brace(body: str, start: int) -> int:
@@ -112,35 +142,60 @@ def _next_brace(body: str, start: int) -> int:
 
 def placeholders(body: str) -> tuple[str, ...]:
     """The column names the body refers to, each once, in order of first use."""
-    return tuple(dict.fromkeys(_parse(body)[1::2]))
+    return tuple(dict.fromkeys(parse_body(body).names))
 
 
 def render(body: str, fields: Mapping[str, str]) -> str:
-    """The body with every placeholder replaced by its field; TemplateError when one is missing."""
-    parsed = _parse(body)
-    if len(parsed) == 1:
-        return parsed[0]
-    out = list(parsed)
-    for k in range(1, len(out), 2):
+    """The body with every placeholder replaced by its field (a blank field by its fallback,
+    when it has one); TemplateError when a column is missing."""
+    parsed = parse_body(body)
+    if not parsed.names:
+        return parsed.literals[0]
+    out = [parsed.literals[0]]
+    for k, name in enumerate(parsed.names):
         try:
-            out[k] = fields[out[k]]
+            value = fields[name]
         except KeyError:
-            name = out[k]
             raise TemplateError(
-                f"no column '{name}' for placeholder '{{{name}}}'", _offset_of(body, name)
+                f"no column '{name}' for placeholder '{{{name}}}'", parsed.offsets[k]
             ) from None
+        fallback = parsed.fallbacks[k]
+        if fallback is not None and (not value or value.isspace()):
+            value = fallback
+        out.append(value)
+        out.append(parsed.literals[k + 1])
     return "".join(out)
 
 
-def _offset_of(body: str, name: str) -> int:
-    found = body.find("{" + name + "}")
-    return max(found, 0)
+# Typographic characters and their GSM-7 look-alikes (message.smart_encoding).
+_SMART: dict[int, str] = {
+    **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032"), "'"),
+    **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
+    **dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-"),
+    ord("\u2026"): "...",
+    **dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u2002\u2003\u2009\u200a\u2008\u205f"), " "),
+}
 
 
-def count_segments(text: str) -> Segments:
-    """How the text is encoded and how many SMS parts it takes."""
+def smart_gsm(text: str) -> str:
+    """``text`` with typographic quotes, dashes, ellipses and Unicode spaces made GSM-7."""
+    return text if text.isascii() else text.translate(_SMART)
+
+
+def smart_replacement(char: str) -> str | None:
+    """What ``smart_gsm`` puts in place of ``char``, or None when it keeps it."""
+    return _SMART.get(ord(char))
+
+
+def is_gsm(char: str) -> bool:
+    return char in _GSM_ALL
+
+
+def count_segments(text: str, *, ucs2: bool = False) -> Segments:
+    """How the text is encoded and how many SMS parts it takes; ``ucs2`` (``unicode: "1"``)
+    sends even a GSM-7 text as UCS-2."""
     chars = set(text)
-    if chars <= _GSM_ALL:
+    if not ucs2 and chars <= _GSM_ALL:
         ext = chars & GSM_EXTENSION
         units = len(text) + (sum(text.count(c) for c in ext) if ext else 0)
         if units <= GSM_SINGLE:

@@ -28,6 +28,7 @@ TYPES_BY_REGION: dict[str, tuple[str, ...]] = {
     "NA": ("OTP", "DEFAULT"),
 }
 MAX_BATCH = 100
+DEFAULT_VARIABLE_LENGTH = 30  # DLT: characters one {#var#} may stand for
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class MessageSpec:
     template_id: str | None = None
     entity_id: str | None = None  # DLT principal-entity ID (India)
     unicode: str | None = None  # "0" | "1" | "auto"; None lets Kaleyra decide
+    smart_encoding: bool = False  # typographic quotes, dashes, ... become GSM-7 look-alikes
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,21 @@ class SendingSpec:
     on_ambiguous: OnAmbiguous = "mark_unknown"
     window: Window | None = None  # None: always open
     timeout: float = 30.0  # seconds per request
-    max_duration: float | None = None  # overall deadline for retries of one batch, seconds
+    max_duration: float = 300.0  # seconds one batch may take, its retries and waits included
     encoding: Encoding = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class DltSpec:
+    templates: Path  # the DLT portal's template export, resolved against the campaign's folder
+    max_variable_length: int = DEFAULT_VARIABLE_LENGTH  # characters one {#var#} may stand for
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    max_parts: int | None = None  # more billable parts than this makes the campaign invalid
+    price_per_part: float | None = None
+    currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,8 @@ class Campaign:
     recipients: RecipientsSpec
     sending: SendingSpec = field(default_factory=SendingSpec)
     report: Path | None = None  # resolved against the campaign file's folder; None: default
+    dlt: DltSpec | None = None
+    budget: Budget | None = None
 
     @property
     def api_domain(self) -> str:

@@ -37,5 +37,9 @@ class RunObserver:
     def batch_done(self, stats: EngineStats) -> None:
         """A batch got its final answer; ``stats`` are the run's totals so far."""
 
+    def waiting(self, reason: str, seconds: float) -> None:
+        """Requests wait ``seconds`` (a Retry-After pause, a backoff before a retry), because
+        of ``reason`` (e.g. "Kaleyra asked to wait (HTTP429, Retry-After)")."""
+
     def sending_done(self) -> None:
         """No more requests will leave in this run (finished or stopped)."""

@@ -46,6 +46,9 @@ def totals_line(checks: Sequence[CampaignCheck]) -> str:
     )
 
 
+JSON_VERSION = 1  # of `validate --format json`; each diagnostic has a stable "code" (docs/)
+
+
 def render_json(checks: Sequence[CampaignCheck]) -> str:
     files = []
     for check in checks:
@@ -57,6 +60,7 @@ def render_json(checks: Sequence[CampaignCheck]) -> str:
             "summary": check.summary.to_json() if check.summary is not None else None,
         })
     document = {
+        "version": JSON_VERSION,
         "ok": all(c.ok for c in checks),
         "campaigns": len(checks),
         "errors": sum(d.severity == "error" for c in checks for d in c.diagnostics),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
-from runner.message import placeholders, render
+from runner.compose import Composer, composed
+from runner.message import placeholders
 from runner.model import Campaign
 from runner.recipients import Recipient
 
@@ -37,10 +38,26 @@ def plan_batches(
     id_prefix: str = "b",
     max_open_groups: int = 1000,
 ) -> Iterator[Batch]:
-    """Batches of the sendable rows (status ``ok``, not in ``skip``), in a deterministic order."""
+    """Batches of the sendable rows (status ``ok``, not in ``skip``), in a deterministic order.
+
+    Each batch carries the text exactly as it is sent (``runner.compose``); a row whose message
+    cannot be composed is not sendable.
+    """
+    pairs = composed(recipients, Composer.for_campaign(campaign))
+    return plan_texts(pairs, campaign, skip=skip, id_prefix=id_prefix,
+                      max_open_groups=max_open_groups)
+
+
+def plan_texts(
+    pairs: Iterable[tuple[Recipient, str | None]],
+    campaign: Campaign,
+    *,
+    skip: Container[int] = frozenset(),
+    id_prefix: str = "b",
+    max_open_groups: int = 1000,
+) -> Iterator[Batch]:
+    """``plan_batches`` for rows whose texts are composed already (``runner.compose``)."""
     size = campaign.effective_batch_size
-    body = campaign.message.body
-    personalised = is_personalised(campaign)
     groups: dict[str | None, list[Recipient]] = {}
     seq = 0
 
@@ -50,10 +67,9 @@ def plan_batches(
         return Batch(f"{id_prefix}{seq:06d}", text, tuple(r.row for r in members),
                      tuple(r.phone or "" for r in members))
 
-    for recipient in recipients:
+    for recipient, text in pairs:
         if recipient.status != "ok" or recipient.row in skip:
             continue
-        text = render(body, recipient.fields) if personalised and body is not None else body
         group = groups.get(text)
         if group is None:
             if len(groups) >= max_open_groups:

@@ -5,6 +5,11 @@ limit by ``concurrency`` workers; transient answers are retried with capped expo
 and jitter as the engine does (a Retry-After pauses every worker). A permanent refusal (a wrong
 key, an unknown SID) stops the run: every other request would be refused too, so the chunks not
 yet asked are marked unchecked instead.
+
+Waits have the engine's limits: a chunk whose next wait (backoff or Retry-After) would end past
+its deadline (``RetryPolicy.deadline``) is left unchecked, and a Retry-After above five minutes
+stops the polling: every chunk not yet answered is unchecked, and ``rerun_after`` says how long
+Kaleyra asked to wait.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from runner.answers import Delivery, Rejected, StatusAnswer, StatusOutcome, Transient
 from runner.endpoint import Endpoint
-from runner.engine import RetryPolicy
-from runner.kaleyra import STATUS_BATCH, get_status
+from runner.engine import LONG_RETRY_AFTER, RetryPolicy
+from runner.kaleyra import STATUS_BATCH, connector, get_status
 from runner.limiter import RateLimiter
 from runner.model import Account
 
@@ -47,6 +53,22 @@ class PollResult:
     refused: Rejected | None = None
     requests: int = 0
     retries: int = 0
+    rerun_after: float | None = None  # seconds: a Retry-After too long to wait out stopped it
+
+
+class _StopBefore(stop_base):
+    """Stop when the next wait would end past ``deadline`` seconds from ``started``."""
+
+    def __init__(self, clock: Clock, started: float, deadline: float | None) -> None:
+        self._clock, self._started, self._deadline = clock, started, deadline
+        self.hit = False
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self._deadline is None:
+            return False
+        left = self._deadline - (self._clock() - self._started)
+        self.hit = left <= 0 or retry_state.upcoming_sleep > left
+        return self.hit
 
 
 class Poller:
@@ -73,10 +95,14 @@ class Poller:
             if self.result.refused is not None:
                 self._unchecked(chunk, "not asked: an earlier status request was refused")
                 continue
+            if self.result.rerun_after is not None:
+                self._unchecked(chunk, self._asked_to_wait())
+                continue
             self._record(chunk, await self._ask(chunk))
 
     async def _ask(self, chunk: Sequence[str]) -> StatusOutcome:
         attempts = 0
+        deadline = _StopBefore(self._clock, self._clock(), self._retry.deadline)
 
         async def attempt() -> StatusOutcome:
             nonlocal attempts
@@ -88,19 +114,34 @@ class Poller:
             outcome = await get_status(self._session, self._endpoint, chunk,
                                        timeout=self._settings.timeout)
             if isinstance(outcome, Transient) and outcome.retry_after:
-                self._limiter.pause_until(self._clock() + outcome.retry_after)  # for everybody
+                if outcome.retry_after > LONG_RETRY_AFTER:  # not worth waiting: stop asking
+                    self.result.rerun_after = max(self.result.rerun_after or 0.0,
+                                                  outcome.retry_after)
+                else:
+                    self._limiter.pause_until(self._clock() + outcome.retry_after)  # everybody
             return outcome
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts),
+            stop=stop_after_attempt(self._retry.max_attempts) | deadline,
             wait=self._wait,
-            retry=retry_if_result(lambda o: isinstance(o, Transient)),
+            retry=retry_if_result(lambda o: isinstance(o, Transient)
+                                  and self.result.rerun_after is None),
             sleep=self._sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
         )
         outcome: StatusOutcome = await retrying(attempt)
+        if isinstance(outcome, Transient) and self.result.rerun_after is not None:
+            return Transient(outcome.code, self._asked_to_wait(), outcome.http_status)
+        if isinstance(outcome, Transient) and deadline.hit:
+            return Transient(outcome.code, f"not checked: the next wait would have gone past "
+                             f"{self._retry.deadline:g} s ({outcome.message})",
+                             outcome.http_status)
         return outcome
+
+    def _asked_to_wait(self) -> str:
+        return (f"not checked: Kaleyra asked to wait {self.result.rerun_after:,.0f} s "
+                "(Retry-After)")
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_random_exponential(multiplier=self._retry.backoff_base,
@@ -117,6 +158,8 @@ class Poller:
         elif isinstance(outcome, Rejected):
             self.result.refused = self.result.refused or outcome
             self._unchecked(chunk, f"status request refused: {outcome.message}")
+        elif outcome.message.startswith("not checked"):
+            self._unchecked(chunk, outcome.message)
         else:
             self._unchecked(chunk, f"not checked after {self._retry.max_attempts} attempts: "
                                    f"{outcome.message}")
@@ -128,7 +171,6 @@ class Poller:
 async def poll(endpoint: Endpoint, settings: StatusSettings, message_ids: Sequence[str], *,
                clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
                retry: RetryPolicy | None = None) -> PollResult:
-    connector = aiohttp.TCPConnector(limit=settings.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(settings.concurrency)) as session:
         poller = Poller(session, endpoint, settings, clock=clock, sleep=sleep, retry=retry)
         return await poller.run(message_ids)

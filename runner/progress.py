@@ -30,6 +30,7 @@ class Progress:
         self._interval = interval
         self._total = total
         self._done = 0
+        self._waiting = False
         self._last_line = clock()
         is_tty = self._stream.isatty() if tty is None else tty
         self._bar = (
@@ -40,6 +41,9 @@ class Progress:
 
     def update(self, done: int, *, requests: int = 0, retries: int = 0) -> None:
         if self._bar is not None:
+            if self._waiting:  # moving again: the reason for the wait is over
+                self._bar.set_postfix_str("", refresh=False)
+                self._waiting = False
             self._bar.update(done - self._done)
             self._done = done
             return
@@ -55,9 +59,28 @@ class Progress:
                 flush=True,
             )
 
+    def waiting(self, reason: str, seconds: float) -> None:
+        """Say why nothing moves: on the bar until the next update; in a log, a line for each
+        wait of a second or more (shorter ones are over before anyone reads them)."""
+        text = f"waiting {_seconds(seconds)}: {reason}"
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+            self._waiting = True
+        elif seconds >= 1.0:
+            print(f"progress: {self._done:,} of {self._total:,} rows, {text}", file=self._stream,
+                  flush=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    return f"{seconds / 60:.1f} min"
 
 
 class ProgressObserver(RunObserver):
@@ -75,6 +98,10 @@ class ProgressObserver(RunObserver):
     def batch_done(self, stats: EngineStats) -> None:
         if self._progress is not None:
             self._progress.update(stats.rows_done, requests=stats.requests, retries=stats.retries)
+
+    def waiting(self, reason: str, seconds: float) -> None:
+        if self._progress is not None:
+            self._progress.waiting(reason, seconds)
 
     def sending_done(self) -> None:
         if self._progress is not None:

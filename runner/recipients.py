@@ -153,7 +153,7 @@ def stats_diagnostics(stats: RecipientStats, spec: RecipientsSpec,
         return []  # the stream already said why (empty file, no data rows)
     if stats.ok == 0:
         return [error(f"no recipients left to send to: {_breakdown(stats)}", source_display,
-                      field="recipients.source")]
+                      field="recipients.source", code="no-recipients")]
     if stats.invalid == 0:
         return []
     lines = ", ".join(str(n) for n in stats.first_invalid_rows)
@@ -162,8 +162,9 @@ def stats_diagnostics(stats: RecipientStats, spec: RecipientsSpec,
     if stats.invalid_ratio > spec.max_invalid_ratio:
         return [error(f"{share}, above max_invalid_ratio {spec.max_invalid_ratio:.0%} "
                       f"(lines {lines}{more})", source_display,
-                      field="recipients.max_invalid_ratio")]
-    return [warning(f"{share}: they will be skipped (lines {lines}{more})", source_display)]
+                      field="recipients.max_invalid_ratio", code="too-many-invalid")]
+    return [warning(f"{share}: they will be skipped (lines {lines}{more})", source_display,
+                    code="invalid-rows")]
 
 
 def _breakdown(stats: RecipientStats) -> str:
@@ -222,10 +223,11 @@ class RecipientStream:
             yield from self._rows(opened, suppression)
         if sum(self._counts) == 0:
             self.diagnostics.append(error(f"{shown} has no data rows", shown, 1,
-                                          field="recipients.source"))
+                                          field="recipients.source", code="csv-no-rows"))
         elif self._counts[1] > MAX_ROW_DIAGNOSTICS:
             rest = self._counts[1] - MAX_ROW_DIAGNOSTICS
-            self.diagnostics.append(warning(f"{rest:,} more invalid rows (not shown)", shown))
+            self.diagnostics.append(warning(f"{rest:,} more invalid rows (not shown)", shown,
+                                            code="invalid-row"))
 
     def _load_suppression(self) -> Suppression | None:
         lists, found = load_suppression(self.spec, self._show)
@@ -319,7 +321,7 @@ class RecipientStream:
             self._first_invalid.append(row)
         if self._counts[1] <= MAX_ROW_DIAGNOSTICS:
             self.diagnostics.append(warning(f"{reason} (row skipped)", self.source_display, row,
-                                            field=field))
+                                            field=field, code="invalid-row"))
         return Recipient(row, raw, None, "invalid", dict(zip(columns, cells, strict=False)), reason)
 
     def _spanning(self, rec: list[str], start: int, end: int) -> str | None:
@@ -333,7 +335,8 @@ class RecipientStream:
             if self._long_records <= 5:
                 self.diagnostics.append(warning(
                     f"row {start} runs over lines {start}-{end} (a quoted field holds line "
-                    "breaks): check for an unclosed quote", self.source_display, start))
+                    "breaks): check for an unclosed quote", self.source_display, start,
+                    code="csv-long-record"))
         return None
 
 
@@ -353,4 +356,4 @@ def _no_phone_column(name: str, columns: tuple[str, ...], shown: str) -> Diagnos
         actual = next(c for c in columns if c.lower() == near[0])
         hint = f" (did you mean '{actual}'?)"
     return error(f"{shown} has no column '{name}'{hint}; its columns are {listing}", shown, 1,
-                 field="recipients.phone_column")
+                 field="recipients.phone_column", code="no-phone-column")

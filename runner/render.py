@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.checker import CampaignCheck
+from runner.cost import plan_lines
 from runner.errors import display_path
 from runner.exitcodes import EXIT_INCOMPLETE
 from runner.limiter import min_duration
@@ -39,6 +40,7 @@ def describe_plan(check: CampaignCheck, report: Path) -> str:
         "characters)" + (f", template {m.template_id}" if m.template_id else ""),
         f"  requests    {_batches(s.batches)} of up to {c.effective_batch_size}, at {rate:g} a "
         f"second: about {_duration(seconds)}",
+        *plan_lines(c, s),  # billable parts and the estimated cost
         f"  window      {describe(c.sending.window, datetime.now(UTC))}",
         f"  report      {display_path(report)} (dry run: nothing sent)",
     ]
@@ -63,11 +65,22 @@ def send_lines(outcome: RunOutcome, *, quiet: bool = False) -> tuple[list[str], 
             outcome.check.campaign else None
         err.append(f"nothing sent: the send window is closed "
                    f"({describe(window, datetime.now(UTC))}); rerun then, or pass --wait")
+    elif outcome.rerun_after is not None:
+        err.append(rerun_after_line(outcome.rerun_after))
     elif outcome.counts.get("pending", 0):
         err.append("stopped early: rerun the same command to resume")
     elif outcome.exit_code == EXIT_INCOMPLETE:
         err += next_steps(outcome.counts, shown)
     return ([] if quiet else [f"report: {shown}"]), err
+
+
+def rerun_after_line(when: datetime, now: datetime | None = None) -> str:
+    """e.g. 'stopped: Kaleyra asked to wait 2.0 h (Retry-After); rerun the same command after
+    2026-12-02 09:15 UTC to resume'."""
+    left = (when - (now or datetime.now(UTC))).total_seconds()
+    at = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"stopped: Kaleyra asked to wait {_duration(left)} (Retry-After); rerun the same "
+            f"command after {at} to resume")
 
 
 def next_steps(counts: Mapping[str, int], report: str) -> list[str]:
@@ -129,4 +142,6 @@ def _duration(seconds: float) -> str:
         return f"{max(1, round(seconds))} s"
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"

@@ -45,6 +45,9 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "row", "phone", "status", "message_id", "batch_id", "error_code", "error", "attempts",
     "sent_at",
 )
+# After the fixed columns: what the send bills for a row, and what the dry run would send.
+SENT_COLUMNS: tuple[str, ...] = ("parts",)
+PREVIEW_COLUMNS: tuple[str, ...] = ("parts", "encoding", "text")
 ReportStatus = Literal["sent", "failed", "unknown", "invalid", "duplicate", "suppressed",
                        "pending", "dry_run"]
 # The order statuses are listed in, in summaries: what was sent first, then what was not.
@@ -131,9 +134,12 @@ class LineFormatter:
     def write(self, text: str) -> None:  # the csv.writer's file: keeps the line just made
         self._text = text
 
-    def unsent(self, row: int, phone: str, status: str, error: str = "") -> str:
+    def unsent(self, row: int, phone: str, status: str, error: str = "",
+               extra: tuple[str, ...] | None = None) -> str:
+        """``extra``: the extra columns' cells (blank when not given)."""
         self._writer.writerow(unsent_cells(row, phone, status, error=error,
-                                           blank_extra=self._blank_extra))
+                                           blank_extra=self._blank_extra if extra is None
+                                           else extra))
         return self._text
 
     def row(self, row: ReportRow) -> str:
@@ -224,6 +230,10 @@ class ReportWriter:
         self._blank_extra = ("",) * len(self._extra)
         self._guard(self._writer.writerow, REPORT_COLUMNS + self._extra)
 
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return self._extra
+
     def write(self, row: ReportRow) -> None:
         self._guard(self._writer.writerow, _cells(row, self._extra))
         self.counts[row.status] += 1
@@ -241,13 +251,16 @@ class ReportWriter:
                              f"{exc.strerror or exc}") from None
         self.counts[status] += 1
 
-    def write_planned(self, rows: Sequence[tuple[int, str]], status: str, batch_id: str) -> None:
+    def write_planned(self, rows: Sequence[tuple[int, str]], status: str, batch_id: str,
+                      extra: str | None = None) -> None:
         """Rows put in a batch and not sent (the dry run), each ``(row, e164)``, in one write.
 
         E.164 numbers, statuses and batch ids never need quoting or neutralising, so these lines
-        skip the csv module: at a million rows that is a second saved.
+        skip the csv module: at a million rows that is a second saved. ``extra``: the extra
+        columns' cells, formatted (each after a comma), the same for every row; blank if None.
         """
-        tail = f",{status},,{batch_id},,,0,{',' * len(self._extra)}\r\n"
+        suffix = extra if extra is not None else "," * len(self._extra)
+        tail = f",{status},,{batch_id},,,0,{suffix}\r\n"
         self._guard(self._handle.write, "".join([f"{row},{phone}{tail}" for row, phone in rows]))
         self.counts[status] += len(rows)
 
@@ -362,6 +375,34 @@ def _read_rows(path: Path, header: list[str]) -> Iterator[dict[str, str]]:
                                      f"header has {len(header)}")
                 _check_text(path, reader.line_num, cells)
                 yield {name: restore(cell) for name, cell in zip(header, cells, strict=True)}
+        except csv.Error as exc:
+            raise InputError(f"{shown}:{reader.line_num}: malformed CSV: {exc}") from None
+
+
+def read_report_cells(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header, and each row as ``(line, cells)`` with cells as written (not restored), for a
+    pass that reads a few columns of a million rows: ``restore`` only the cells it shows.
+
+    The same checks as ``read_report``: the header at once, bad encoding and ragged rows while
+    iterating, each an InputError naming the file and line.
+    """
+    header = _read_header(path)
+    return header, _read_cells(path, len(header))
+
+
+def _read_cells(path: Path, width: int) -> Iterator[tuple[int, list[str]]]:
+    shown = display_path(path)
+    with _open_for_reading(path) as handle:
+        reader = csv.reader(handle)
+        try:
+            next(reader)
+            for cells in reader:
+                if len(cells) != width:
+                    raise InputError(f"{shown}:{reader.line_num}: {len(cells)} cells where the "
+                                     f"header has {width}")
+                if _UNDECODED.search(",".join(cells)):  # one search a row, not one a cell
+                    raise InputError(f"{shown}:{reader.line_num}: not UTF-8 text")
+                yield reader.line_num, cells
         except csv.Error as exc:
             raise InputError(f"{shown}:{reader.line_num}: malformed CSV: {exc}") from None
 

@@ -86,7 +86,8 @@ def remove_leftovers(report: Path) -> None:
 
 def refuse_inputs_as_report(report: Path, campaign: Campaign) -> None:
     """The report (and its journal) must not replace a file the campaign reads."""
-    inputs = (campaign.path, campaign.recipients.source, *campaign.recipients.exclude)
+    inputs = (campaign.path, campaign.recipients.source, *campaign.recipients.exclude,
+              *((campaign.dlt.templates,) if campaign.dlt is not None else ()))
     target = report.resolve()
     for path in inputs:
         if path.resolve() == target or Path(f"{path}.journal").resolve() == target:

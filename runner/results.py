@@ -26,6 +26,8 @@ class RunOutcome:
     elapsed: float = 0.0
     run_number: int = 1
     unknown_from_before: int = 0  # rows found in flight from an earlier run that died
+    # Kaleyra asked to wait until then (a Retry-After over 5 minutes), which stopped the run
+    rerun_after: datetime | None = None
     dry_run: bool = False
     check: CampaignCheck | None = field(default=None, compare=False)  # the check it sent from
 

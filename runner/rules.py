@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner import recipients
+from runner.compose import Composer
 from runner.errors import Diagnostic, display_path, error, warning
-from runner.message import TemplateError, count_segments, placeholders, render
+from runner.message import TemplateError, placeholders
+from runner.message_rules import message_rules
 from runner.model import TYPES_BY_REGION, Campaign
 from runner.yamlload import KeyPath, Marks, dotted
 
@@ -36,18 +38,20 @@ class _Found:
         self.marks = marks
         self.items: list[Diagnostic] = []
 
-    def error(self, message: str, key_path: KeyPath, *, at_key: bool = False) -> None:
+    def error(self, message: str, key_path: KeyPath, *, code: str, at_key: bool = False
+              ) -> None:
         line, col = self._place(key_path, at_key)
-        self.items.append(error(message, self.path, line, col, dotted(key_path)))
+        self.items.append(error(message, self.path, line, col, dotted(key_path), code=code))
 
-    def warning(self, message: str, key_path: KeyPath, *, at_key: bool = False) -> None:
+    def warning(self, message: str, key_path: KeyPath, *, code: str, at_key: bool = False
+                ) -> None:
         line, col = self._place(key_path, at_key)
-        self.items.append(warning(message, self.path, line, col, dotted(key_path)))
+        self.items.append(warning(message, self.path, line, col, dotted(key_path), code=code))
 
-    def in_body(self, severity: str, message: str, offset: int) -> None:
+    def in_body(self, severity: str, message: str, offset: int, *, code: str) -> None:
         line, col = self.marks.offset_at(_BODY, offset) or (1, 1)
         make = error if severity == "error" else warning
-        self.items.append(make(message, self.path, line, col, dotted(_BODY)))
+        self.items.append(make(message, self.path, line, col, dotted(_BODY), code=code))
 
     def _place(self, key_path: KeyPath, at_key: bool) -> tuple[int, int]:
         found = self.marks.key_at(key_path) if at_key else self.marks.at(key_path)
@@ -61,6 +65,7 @@ def check_rules(campaign: Campaign, marks: Marks) -> list[Diagnostic]:
     _window(campaign, found)
     columns = _files(campaign, found)
     _body(campaign, columns, found)
+    found.items.extend(message_rules(campaign, marks))  # DLT template, UCS-2 characters
     _india(campaign, found)
     return sorted(found.items, key=lambda d: (d.path != found.path, d.path, d.line or 0,
                                               d.col or 0))
@@ -71,11 +76,12 @@ def _route(campaign: Campaign, found: _Found) -> None:
     allowed = TYPES_BY_REGION[region]
     if kind not in allowed:
         found.error(f"type {kind} is not offered in region {region} "
-                    f"(use one of: {', '.join(allowed)})", ("message", "type"))
+                    f"(use one of: {', '.join(allowed)})", ("message", "type"),
+                    code="type-not-in-region")
     size_given = ("sending", "batch_size") in found.marks
     if kind == "OTP" and size_given and campaign.sending.batch_size > 1:
         found.warning(f"OTP is sent one number a request: batch_size {campaign.sending.batch_size}"
-                      " is not used", ("sending", "batch_size"))
+                      " is not used", ("sending", "batch_size"), code="otp-batch-size")
 
 
 def _window(campaign: Campaign, found: _Found) -> None:
@@ -85,11 +91,13 @@ def _window(campaign: Campaign, found: _Found) -> None:
     all_day = window is not None and window.start == window.end
     if window is not None and all_day:
         found.warning(f"window starts and ends at {window.start:%H:%M}, which means open around "
-                      "the clock: write 'window: always' if that is meant", key_path)
+                      "the clock: write 'window: always' if that is meant", key_path,
+                      code="window-all-day")
     india_mkt = campaign.account.region == "IN" and campaign.message.type == "MKT"
     if india_mkt and key_path in found.marks and (window is None or all_day):
         found.warning("promotional (MKT) messages would go out at any hour; in India TRAI "
-                      "allows them only from 09:00 to 21:00 IST", key_path)
+                      "allows them only from 09:00 to 21:00 IST", key_path,
+                      code="trai-hours")
 
 
 def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
@@ -97,10 +105,11 @@ def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
     spec = campaign.recipients
     for i, path in enumerate(spec.exclude):
         if not path.is_file():
-            found.error(_missing("suppression list", path), ("recipients", "exclude", i))
+            found.error(_missing("suppression list", path), ("recipients", "exclude", i),
+                        code="file-missing")
     source: KeyPath = ("recipients", "source")
     if not spec.source.is_file():
-        found.error(_missing("recipients file", spec.source), source)
+        found.error(_missing("recipients file", spec.source), source, code="file-missing")
         return None
     columns, problems = recipients.read_columns(spec)
     found.items.extend(problems)
@@ -111,7 +120,7 @@ def _files(campaign: Campaign, found: _Found) -> tuple[str, ...] | None:
         hint = "" if given in found.marks else "; name it with recipients.phone_column"
         found.error(f"{display_path(spec.source)} has no column '{spec.phone_column}' "
                     f"(columns: {_listing(columns)}){hint}",
-                    given if given in found.marks else source)
+                    given if given in found.marks else source, code="no-phone-column")
     return columns
 
 
@@ -133,22 +142,24 @@ def _body(campaign: Campaign, columns: tuple[str, ...] | None, found: _Found) ->
     try:
         names = placeholders(message.body)
     except TemplateError as exc:
-        found.in_body("error", f"body: {exc.message}", exc.column)
+        found.in_body("error", f"body: {exc.message}", exc.column, code="bad-placeholder")
         return
     if columns is not None:
         for name in names:
             if name not in columns:
                 found.in_body("error", _not_a_column(name, columns, campaign),
-                              _placeholder_offset(message.body, name))
-    # Placeholders filled with their own names: a rough length until rows are read.
-    segments = count_segments(render(message.body, {name: name for name in names}))
+                              _placeholder_offset(message.body, name), code="unknown-column")
+    # The text as sent (escapes collapsed, smart_encoding applied); placeholders filled with
+    # their own names: a rough length until rows are read.
+    composer = Composer.for_campaign(campaign)
+    segments = composer.segments(composer.estimate())
     if message.flash and segments.parts > 1:
         found.warning(f"a flash message should fit in one part: this body needs {segments.parts}"
                       f" ({segments.units} of {segments.limit} {segments.encoding} characters)",
-                      _BODY)
+                      _BODY, code="flash-parts")
     if message.unicode == "0" and segments.encoding == "UCS-2":
         found.warning("unicode is \"0\" but the body has characters outside GSM-7: they may "
-                      "not arrive as written", ("message", "unicode"))
+                      "not arrive as written", ("message", "unicode"), code="unicode-off")
 
 
 def _not_a_column(name: str, columns: Sequence[str], campaign: Campaign) -> str:
@@ -177,7 +188,8 @@ def _india(campaign: Campaign, found: _Found) -> None:
     message = campaign.message
     if message.template_id is None:
         found.warning("Indian traffic needs a DLT template: add message.template_id "
-                      "(and message.entity_id)", ("message",), at_key=True)
+                      "(and message.entity_id)", ("message",), at_key=True,
+                      code="dlt-template-missing")
     elif message.entity_id is None:
         found.warning("Indian traffic needs the DLT principal-entity ID: add message.entity_id",
-                      ("message", "template_id"))
+                      ("message", "template_id"), code="dlt-entity-missing")

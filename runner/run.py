@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,17 +24,26 @@ import aiohttp
 
 from runner.answers import Outcome
 from runner.checker import PlanSummary
+from runner.compose import Composer, composed
 from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
 from runner.errors import JournalError, RunInterrupted, StateLost, display_path
 from runner.fingerprint import fingerprint
-from runner.kaleyra import build_payload, post_sms
+from runner.kaleyra import build_payload, connector, post_sms
 from runner.limiter import RateLimiter, limits
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
 from runner.plan import Batch, is_personalised, plan_batches
+from runner.preview import Preview
 from runner.recipients import open_recipients
-from runner.report import LineFormatter, ReportRow, ReportStatus, ReportWriter, write_report
+from runner.report import (
+    SENT_COLUMNS,
+    LineFormatter,
+    ReportRow,
+    ReportStatus,
+    ReportWriter,
+    write_report,
+)
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
 from runner.state import (
@@ -74,10 +83,14 @@ class SendOptions:
 def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[ReportRow]:
     """One report row per source row, in source order: the stream merged with the journal."""
     upcoming = next(outcomes, None)
-    for recipient in open_recipients(campaign.recipients, with_fields=False):
+    composer = Composer.for_campaign(campaign)  # the rows' texts: their verdicts and parts
+    preview = Preview(composer.segments)
+    stream = open_recipients(campaign.recipients, with_fields=composer.personalised)
+    for recipient, text in composed(stream, composer):
         while upcoming is not None and upcoming.row < recipient.row:
             upcoming = next(outcomes, None)
         phone = recipient.phone or recipient.raw_phone
+        parts = {"parts": str(preview.parts(text))} if text is not None else {}
         if recipient.status != "ok":
             yield ReportRow(recipient.row, phone, recipient.status, error=recipient.reason)
         elif upcoming is not None and upcoming.row == recipient.row:
@@ -85,67 +98,81 @@ def report_rows(campaign: Campaign, outcomes: Iterator[RowOutcome]) -> Iterator[
             if o.status == "in_flight":  # this run stopped while it was on its way
                 yield ReportRow(recipient.row, phone, "unknown", batch_id=o.batch_id,
                                 error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
             else:
                 yield ReportRow(recipient.row, phone, o.status, message_id=o.message_id,
                                 batch_id=o.batch_id, error_code=o.error_code, error=o.error,
-                                attempts=o.attempts, sent_at=o.sent_at)
+                                attempts=o.attempts, sent_at=o.sent_at, extra=parts)
         else:
-            yield ReportRow(recipient.row, phone, "pending")
+            yield ReportRow(recipient.row, phone, "pending", extra=parts)
 
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
-def checked_report_rows(checked: CheckedRows, outcomes: Iterator[JournalRow],
-                        lines: LineFormatter) -> Iterator[tuple[str, str]]:
-    """(line, status) for each source row, in source order: the check pass's verdicts merged
-    with the journal, formatted as ReportWriter would (the common ``sent`` line directly)."""
-    unsent = checked.unsent_lines()
-    next_unsent = next(unsent, None)
-    upcoming = next(outcomes, None)
-    for row, number in checked.sendable_pairs():
-        while next_unsent is not None and next_unsent[0] < row:
-            yield next_unsent[1], ""
-            next_unsent = next(unsent, None)
-        while upcoming is not None and upcoming[0] < row:
-            upcoming = next(outcomes, None)
-        phone = f"+{number}"
-        if upcoming is None or upcoming[0] != row:
-            yield lines.unsent(row, phone, "pending"), "pending"
-            continue
-        _, _, status, batch_id, message_id, error_code, error, attempts, sent_at = upcoming
-        if status == "sent" and _SAFE_ID.fullmatch(message_id) and _SAFE_ID.fullmatch(batch_id):
-            yield f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at}\r\n", "sent"
-        elif status == "in_flight":  # this run stopped while it was on its way
-            yield lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
-                                      error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
-                                      attempts=attempts, sent_at=sent_at)), "unknown"
-        else:
-            yield lines.row(ReportRow(row, phone, cast(ReportStatus, status),
-                                      message_id=message_id, batch_id=batch_id,
-                                      error_code=error_code, error=error, attempts=attempts,
-                                      sent_at=sent_at)), status
-    while next_unsent is not None:
-        yield next_unsent[1], ""
-        next_unsent = next(unsent, None)
+def write_checked_report(path: Path, checked: CheckedRows, journal: Store,
+                         fixed_parts: int = 0) -> Counter[str]:
+    """The report from the check pass's verdicts and the journal: no second read of the CSV,
+    with SENT_COLUMNS (each row's parts: as planned, else ``fixed_parts``, the parts of every
+    row of a body without placeholders).
 
-
-def write_checked_report(path: Path, checked: CheckedRows, journal: Store) -> Counter[str]:
-    """The report from the check pass's verdicts and the journal: no second read of the CSV."""
+    One loop with its state in locals: it runs once a row, and a stopped run of a million rows
+    must write its report within the few seconds CI gives between SIGTERM and SIGKILL.
+    """
     counts: Counter[str] = Counter(checked.unsent_counts)
-    with ReportWriter(path) as writer:
-        chunk: list[str] = []
-        for line, status in checked_report_rows(checked, journal.rows_in_row_order(),
-                                                LineFormatter()):
-            chunk.append(line)
-            if status:
-                counts[status] += 1
-            if len(chunk) >= 2000:
-                writer.write_text("".join(chunk), {})
-                chunk.clear()
-        writer.write_text("".join(chunk), counts)
+    end = 1 << 62
+    unsent = checked.unsent_lines()
+    answered = journal.rows_in_row_order()
+    lines = LineFormatter(SENT_COLUMNS)
+    safe = _SAFE_ID.fullmatch
+    pending = 0
+    with ReportWriter(path, SENT_COLUMNS) as writer:
+        out: list[str] = []
+        next_unsent = next(unsent, None)
+        unsent_row = next_unsent[0] if next_unsent is not None else end
+        upcoming = next(answered, None)
+        answered_row = upcoming[0] if upcoming is not None else end
+        for (row, number), n in zip(checked.sendable_pairs(),
+                                    checked.sendable_parts(fixed_parts), strict=True):
+            while unsent_row < row:
+                out.append(next_unsent[1])  # type: ignore[index]
+                next_unsent = next(unsent, None)
+                unsent_row = next_unsent[0] if next_unsent is not None else end
+            while answered_row < row:
+                upcoming = next(answered, None)
+                answered_row = upcoming[0] if upcoming is not None else end
+            if answered_row != row:
+                # An E.164 number needs no quoting nor neutralising: the csv module's line.
+                out.append(f"{row},+{number},pending,,,,,0,,{n or ''}\r\n")
+                pending += 1
+            else:
+                assert upcoming is not None
+                out.append(_answered_line(upcoming, f"+{number}", str(n) if n else "", lines,
+                                          safe))
+                counts["unknown" if upcoming[2] == "in_flight" else upcoming[2]] += 1
+            if len(out) >= 4096:
+                writer.write_text("".join(out), {})
+                out.clear()
+        while next_unsent is not None:
+            out.append(next_unsent[1])
+            next_unsent = next(unsent, None)
+        counts["pending"] += pending
+        writer.write_text("".join(out), +counts)
         return writer.commit()
+
+
+def _answered_line(found: JournalRow, phone: str, parts: str, lines: LineFormatter,
+                   safe: Callable[[str], object]) -> str:
+    row, _, status, batch_id, message_id, error_code, error, attempts, sent_at = found
+    if status == "sent" and safe(message_id) and safe(batch_id):
+        return f"{row},{phone},sent,{message_id},{batch_id},,,{attempts},{sent_at},{parts}\r\n"
+    if status == "in_flight":  # this run stopped while it was on its way
+        return lines.row(ReportRow(row, phone, "unknown", batch_id=batch_id,
+                                   error_code=IN_FLIGHT_CODE, error=IN_FLIGHT_ERROR,
+                                   attempts=attempts, sent_at=sent_at, extra={"parts": parts}))
+    return lines.row(ReportRow(row, phone, cast(ReportStatus, status), message_id=message_id,
+                               batch_id=batch_id, error_code=error_code, error=error,
+                               attempts=attempts, sent_at=sent_at, extra={"parts": parts}))
 
 
 # --- the real send -----------------------------------------------------------------------------
@@ -244,7 +271,7 @@ def send_campaign(
         unknown_before = journal.mark_in_flight_unknown()
         skip = rows_to_skip(journal, options)
         left = to_send - len(skip)  # settled rows are all sendable ones
-        stats, stopped = EngineStats(), False
+        stats, stopped, rerun_after = EngineStats(), False, None
         if left > 0:  # a finished run has nothing to wait for: the window does not matter
             state = window_state(window, now())
             if not state.open and not options.wait:
@@ -254,7 +281,7 @@ def send_campaign(
                                   closed_until=state.opens_at, run_number=journal.run_number,
                                   unknown_from_before=unknown_before)
             try:
-                stats, stopped = asyncio.run(_under_signals(
+                stats, stopped, rerun_after = asyncio.run(_under_signals(
                     lambda engines: _wait_then_send(campaign, endpoint, journal, skip, checked,
                                                     to_send=left, window=window, now=now,
                                                     observer=observer, engines=engines)))
@@ -270,6 +297,8 @@ def send_campaign(
         return RunOutcome(counts, options.report, stopped=stopped, requests=stats.requests,
                           retries=stats.retries, retry_causes=stats.retry_causes,
                           elapsed=time.monotonic() - started,
+                          rerun_after=None if rerun_after is None else now() + timedelta(
+                              seconds=rerun_after),
                           run_number=journal.run_number, unknown_from_before=unknown_before)
     finally:
         journal.close()
@@ -279,14 +308,19 @@ def _write_journal_report(campaign: Campaign, report: Path, journal: Store,
                           checked: CheckedRows | None) -> Counter[str]:
     journal.flush()
     if checked is not None:
-        return write_checked_report(report, checked, journal)
-    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()))
+        composer = Composer.for_campaign(campaign)
+        fixed = composer.fixed_text if not composer.personalised else None
+        parts = Preview(composer.segments).parts(fixed) if fixed is not None else 0
+        return write_checked_report(report, checked, journal, parts)
+    return write_report(report, report_rows(campaign, journal.outcomes_in_row_order()),
+                        SENT_COLUMNS)
 
 
 async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, bool]]
-                         ) -> tuple[EngineStats, bool]:
+                         ) -> tuple[EngineStats, bool, float | None]:
     """Run ``start`` (which puts its engine in the list it is given) under the signal handlers:
-    (stats, whether the run was cut short).
+    (stats, whether the run was cut short, the Retry-After in seconds that stopped it if one
+    did).
 
     The handlers are in place before anything else, the wait for the window included. A first
     signal stops the engine (requests in flight get STOP_GRACE_SECONDS to finish); a signal
@@ -316,7 +350,9 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
         for sig in handled:
             loop.remove_signal_handler(sig)
             signal.signal(sig, before[sig])  # asyncio leaves the default behind, not ours
-    return (engines[0].stats if engines else EngineStats()), stopped
+    if not engines:
+        return EngineStats(), stopped, None
+    return engines[0].stats, stopped, engines[0].rerun_after
 
 
 async def _wait_then_send(
@@ -341,8 +377,7 @@ async def _wait_then_send(
         state = window_state(window, now())
 
     observer.sending(to_send)
-    connector = aiohttp.TCPConnector(limit=sending.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(sending.concurrency)) as session:
 
         async def attempt(batch: Batch) -> Outcome:
             numbers = batch.numbers
@@ -355,17 +390,18 @@ async def _wait_then_send(
             journal=journal,
             limiter=provider_limiter(sending.requests_per_second),
             concurrency=sending.concurrency,
-            retry=RetryPolicy(max_attempts=sending.max_attempts,
-                              deadline=sending.max_duration or 300.0),
+            retry=RetryPolicy(max_attempts=sending.max_attempts, deadline=sending.max_duration),
             on_ambiguous=sending.on_ambiguous,
             on_progress=observer.batch_done,
+            on_wait=observer.waiting,
         )
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
         batches: Iterable[Batch]
         if checked is not None and not is_personalised(campaign):
-            batches = checked.batches(size=campaign.effective_batch_size,
-                                      body=campaign.message.body, skip=skip, id_prefix=prefix)
+            batches = checked.batches(size=campaign.effective_batch_size,  # the text as sent
+                                      body=Composer.for_campaign(campaign).fixed_text, skip=skip,
+                                      id_prefix=prefix)
         else:  # placeholders need the other columns: read the CSV again
             batches = plan_batches(
                 open_recipients(campaign.recipients, with_fields=is_personalised(campaign)),

@@ -13,11 +13,19 @@ What POST /sms accepts and how it answers (its rules, in order, and the delivery
 ``runner.sandbox_thread`` runs the server in a thread of its own.
 
 Faults (``Faults``) apply to POST /sms only, counted from 1 over every such request. When several
-pick the same request the first in this order wins: drop_before, 429, 502, 503, 504, 500,
-drop_after. ``drop_before`` reads the request and closes the connection without accepting it;
-``drop_after`` accepts (and records) it, then closes without answering: the client cannot tell
-the two apart. ``latency`` (and ``slow_latency`` on every ``slow_every``-th request) delays every
-answer after the request was recorded, so a client timeout then is a real "sent but unanswered".
+pick the same request the first in ``FAULT_KINDS`` order wins: drop_before, redirect, 429, 502,
+503, 504, 500 answer without accepting anything; drop_after, 500_after (E103), 502_after,
+504_after, huge and trickle accept (and record) the request first. ``drop_before`` reads the
+request and closes the connection without accepting it; ``drop_after`` accepts it, then closes
+without answering: the client cannot tell the two apart. ``huge`` answers 200 with
+``huge_bytes`` of body (chunked, made as it is written, so the server holds none of it;
+``SandboxRecord.streamed`` says how much went out before the client hung up); ``trickle`` writes
+the success answer a byte every ``trickle_interval`` seconds. ``retry_after_text`` is sent
+verbatim as Retry-After with 429 and 503. ``keepalive``: a request on a connection idle that
+long is dropped unread (what a server's close of an idle connection does to a request that
+crosses it on the wire). ``latency`` (and ``slow_latency`` on every ``slow_every``-th request)
+delays every answer after the request was recorded, so a client timeout then is a real "sent but
+unanswered".
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +56,9 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "FAULT_KINDS", "SANDBOX_API_KEY", "SA
            "Faults", "SandboxRecord", "SandboxServer"]
 
 _JSON: Final = "application/json"
+_BEFORE: Final = frozenset({"redirect", "429", "502", "503", "504", "500"})
+_AFTER: Final = {"500_after": (500, "E103", "Internal error"),
+                 "502_after": (502, "", "Bad Gateway"), "504_after": (504, "", "Gateway Timeout")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,7 @@ class SandboxRecord:
 
     accepted: list[AcceptedRequest] = field(default_factory=list)
     requests: list[RequestLog] = field(default_factory=list)
+    streamed: list[int] = field(default_factory=list)  # bytes of each huge answer written
 
     def deliveries(self) -> Counter[str]:
         """E.164 -> times accepted (exactly-once means every value is 1)."""
@@ -77,6 +90,7 @@ class SandboxRecord:
     def to_json(self) -> dict[str, object]:
         return {"accepted": [a.to_json() for a in list(self.accepted)],
                 "requests": [r.to_json() for r in list(self.requests)],
+                "streamed": list(self.streamed),
                 "deliveries": dict(self.deliveries())}
 
     @classmethod
@@ -90,7 +104,7 @@ class SandboxRecord:
                     for a in data.get("accepted", ())]
         requests = [RequestLog(r["at"], r["status"], r["count"], r.get("fault"))
                     for r in data.get("requests", ())]
-        return cls(accepted, requests)
+        return cls(accepted, requests, list(data.get("streamed", ())))
 
 
 class SandboxServer:
@@ -116,6 +130,8 @@ class SandboxServer:
         self._count = 0
         self._rng = Random(self.faults.seed)
         self._issued: dict[str, AcceptedRequest] = {}  # request id -> what it accepted
+        # connection -> when its last answer went out (for the keepalive fault)
+        self._idle_since: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
 
     async def start(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
         app = web.Application()
@@ -152,6 +168,23 @@ class SandboxServer:
 
     async def _sms(self, request: web.Request) -> web.StreamResponse:
         at = self._clock()
+        if self._stale(request, at):
+            self.record.requests.append(RequestLog(at, 0, 0, "stale_connection"))
+            return _drop(request)  # not counted: the request never reached "the server"
+        try:
+            return await self._answer_sms(request, at)
+        finally:
+            if self.faults.keepalive is not None and request.transport is not None:
+                self._idle_since[request.transport] = self._clock()
+
+    def _stale(self, request: web.Request, at: float) -> bool:
+        keepalive, transport = self.faults.keepalive, request.transport
+        if keepalive is None or transport is None:
+            return False
+        since = self._idle_since.get(transport)
+        return since is not None and at - since >= keepalive
+
+    async def _answer_sms(self, request: web.Request, at: float) -> web.StreamResponse:
         self._count += 1
         number = self._count
         fault = self._pick_fault(number)
@@ -159,7 +192,7 @@ class SandboxServer:
             await request.read()
             self.record.requests.append(RequestLog(at, 0, 0, fault))
             return _drop(request)
-        if fault is not None and fault != "drop_after":
+        if fault in _BEFORE:
             await request.read()
             await self._delay(number)
             return self._fault_answer(at, fault)
@@ -171,12 +204,56 @@ class SandboxServer:
             return _error(refusal.status, refusal.code, refusal.message)
         self.record.accepted.append(accepted)
         self._issued[accepted.request_id] = accepted
+        count = len(accepted.numbers)
         if fault == "drop_after":
-            self.record.requests.append(RequestLog(at, 0, len(accepted.numbers), fault))
+            self.record.requests.append(RequestLog(at, 0, count, fault))
             return _drop(request)
-        self.record.requests.append(RequestLog(at, 200, len(accepted.numbers)))
+        if fault in _AFTER:
+            status, code, text = _AFTER[fault]
+            self.record.requests.append(RequestLog(at, status, count, fault))
+            await self._delay(number)
+            if code:
+                return _error(status, code, text)
+            return web.Response(status=status, text=text)
+        self.record.requests.append(RequestLog(at, 200, count, fault))
         await self._delay(number)
-        return web.Response(body=json.dumps(success_body(accepted)).encode(), content_type=_JSON)
+        body = json.dumps(success_body(accepted)).encode()
+        if fault == "huge":
+            return await self._huge(request)
+        if fault == "trickle":
+            return await self._trickle(request, body)
+        return web.Response(body=body, content_type=_JSON)
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp.enable_chunked_encoding()
+        chunk = b" " * (1 << 16)  # JSON allows any amount of white space before the value
+        written = 0
+        try:
+            await resp.prepare(request)
+            while written < self.faults.huge_bytes:
+                piece = chunk[:self.faults.huge_bytes - written]
+                await resp.write(piece)
+                written += len(piece)
+            await resp.write(b"{}")
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up: what we wanted to see
+        self.record.streamed.append(written)
+        return resp
+
+    async def _trickle(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp.content_length = len(body)
+        try:
+            await resp.prepare(request)
+            for i in range(len(body)):
+                await resp.write(body[i:i + 1])
+                await asyncio.sleep(self.faults.trickle_interval)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
 
     def _pick_fault(self, number: int) -> str | None:
         hit = next((kind for kind, every in self._every if number % every == 0), None)
@@ -188,17 +265,23 @@ class SandboxServer:
         return hit
 
     def _fault_answer(self, at: float, fault: str) -> web.Response:
+        if fault == "redirect":
+            self.record.requests.append(RequestLog(at, 307, 0, fault))
+            return web.Response(status=307, headers={"Location": "/elsewhere/sms"},
+                                text="Temporary Redirect")
         status = int(fault)
         self.record.requests.append(RequestLog(at, status, 0, fault))
+        headers = {}
+        if self.faults.retry_after_text is not None and status in (429, 503):
+            headers["Retry-After"] = self.faults.retry_after_text
+        elif self.faults.retry_after is not None and status == 429:
+            headers["Retry-After"] = _seconds(self.faults.retry_after)
         if status == 429:
-            headers = {}
-            if self.faults.retry_after is not None:
-                headers["Retry-After"] = _seconds(self.faults.retry_after)
             return _error(429, "HTTP429", "Too many requests", headers)
         if status == 500:
             return web.Response(status=500, text="Internal Server Error")
         reasons = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-        return web.Response(status=status, text=reasons[status])
+        return web.Response(status=status, text=reasons[status], headers=headers)
 
     async def _delay(self, number: int) -> None:
         f = self.faults

@@ -48,13 +48,26 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
         "(`campaign sandbox`, or `campaign send --sandbox`)")
     for kind in FAULT_KINDS:
         flag = kind.replace("_", "-")
-        what = f"HTTP {kind}" if kind.isdigit() else f"a dropped connection ({flag})"
+        what = _WHAT.get(kind, f"HTTP {kind}")
         group.add_argument(f"--every-{flag}", dest=f"every_{kind}", type=_count, default=0,
                            metavar="N", help=f"answer every Nth request with {what}")
         group.add_argument(f"--rate-{flag}", dest=f"rate_{kind}", type=_probability,
                            default=0.0, metavar="P", help=f"answer with {what} with probability P")
     group.add_argument("--retry-after", type=_retry_after, default=1.0, metavar="S",
                        help="Retry-After seconds sent with 429, or 'none' (default 1)")
+    group.add_argument("--retry-after-text", metavar="TEXT",
+                       help="Retry-After sent verbatim with 429 and 503 (e.g. 999999, or an "
+                       "HTTP date)")
+    defaults = Faults()
+    group.add_argument("--huge-bytes", type=_count, default=defaults.huge_bytes, metavar="N",
+                       help=f"body size of --every-huge answers (default {defaults.huge_bytes})")
+    group.add_argument("--trickle-interval", type=_nonnegative,
+                       default=defaults.trickle_interval, metavar="S",
+                       help="seconds between the bytes of a --every-trickle answer "
+                       f"(default {defaults.trickle_interval:g})")
+    group.add_argument("--keepalive", type=_positive, metavar="S",
+                       help="a request on a connection idle S seconds is dropped unread (a "
+                       "short keep-alive)")
     group.add_argument("--latency", type=_nonnegative, default=0.0, metavar="S",
                        help="seconds to wait before every answer")
     group.add_argument("--slow-every", type=_count, default=0, metavar="N",
@@ -62,6 +75,18 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser, *, faults_only: bool 
     group.add_argument("--slow-latency", type=_nonnegative, default=0.0, metavar="S",
                        help="the extra seconds of --slow-every (default 0)")
     group.add_argument("--seed", type=int, default=0, help="seed for the --rate-* draws")
+
+
+_WHAT = {
+    "drop_before": "a dropped connection (drop-before)",
+    "drop_after": "a dropped connection (drop-after)",
+    "redirect": "a 307 redirect",
+    "500_after": "HTTP 500 with E103 after accepting it",
+    "502_after": "HTTP 502 after accepting it",
+    "504_after": "HTTP 504 after accepting it",
+    "huge": "a huge 200 after accepting it (--huge-bytes)",
+    "trickle": "a 200 trickled out after accepting it (--trickle-interval)",
+}
 
 
 def faults_from_args(ns: argparse.Namespace) -> Faults:
@@ -112,7 +137,8 @@ def _banner(server: SandboxServer, region: str, faults: Faults) -> Iterator[str]
     yield f"  export KALEYRA_SID={server.sid}"
     yield f"  export KALEYRA_API_KEY={server.api_key}"
     active = [f"{f.name}={getattr(faults, f.name)}" for f in fields(Faults)
-              if f.name not in ("retry_after", "seed") and getattr(faults, f.name)]
+              if f.name not in ("retry_after", "seed", "huge_bytes", "trickle_interval")
+              and getattr(faults, f.name)]
     if active:
         yield "Faults: " + ", ".join(active)
     yield "Press Ctrl-C to stop."
@@ -142,6 +168,13 @@ def _nonnegative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _nonnegative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
     return value
 
 

@@ -130,6 +130,10 @@ def _wants_text_only(branches: list[Mapping[str, Any]], value: Any) -> bool:
     types: set[str] = set()
     for branch in branches:
         types |= _allowed_types(branch)
+    if "string" in types and json_type(value) == "integer":
+        # Digits that may be written unquoted (template_id): checked as the text written, by
+        # the same pattern a quoted value meets; editors check the number's bounds instead.
+        return "integer" not in types or any("pattern" in b for b in branches)
     return "string" in types and json_type(value) not in types
 
 
@@ -200,7 +204,7 @@ def _diagnose(err: ValidationError, marks: Marks, path: str,
             if (key_path, key) in guessed:
                 continue  # a misspelt key is one problem, not also a missing one
             yield _at_key(f"missing required key '{key}' {_where(key_path)}",
-                          key_path, marks, path)
+                          key_path, marks, path, "missing-key")
         return
     if validator in ("anyOf", "oneOf"):
         branch = _fitting_branch(err)
@@ -210,11 +214,20 @@ def _diagnose(err: ValidationError, marks: Marks, path: str,
             return
         words = _ALTERNATIVES.get(key_path) or f"{_name(key_path)} {err.message}"
         if key_path == ("message",):
-            yield _at_key(words, key_path, marks, path)
+            yield _at_key(words, key_path, marks, path, "schema-alternatives")
         else:
-            yield _at_value(words, key_path, marks, path)
+            yield _at_value(words, key_path, marks, path, "schema-alternatives")
         return
-    yield _at_value(_words(err, key_path), key_path, marks, path)
+    yield _at_value(_words(err, key_path), key_path, marks, path,
+                    _CODES.get(validator, "schema"))
+
+
+# Stable names of the schema's rules (docs/diagnostics.md).
+_CODES = {"type": "wrong-type", "enum": "not-allowed-value", "const": "wrong-value",
+          "pattern": "bad-format", "maximum": "too-large", "exclusiveMaximum": "too-large",
+          "minimum": "too-small", "exclusiveMinimum": "too-small", "minLength": "too-short",
+          "maxLength": "too-long", "minItems": "too-few-items", "maxItems": "too-many-items",
+          "uniqueItems": "duplicate-items"}
 
 
 def _known_keys(err: ValidationError) -> list[str]:
@@ -239,7 +252,7 @@ def _unknown_keys(err: ValidationError, key_path: KeyPath, marks: Marks,
             message += f" (did you mean '{near}'?)"
         else:
             message += f" (expected one of: {', '.join(_known_keys(err))})"
-        yield _at_key(message, (*key_path, key), marks, path)
+        yield _at_key(message, (*key_path, key), marks, path, "unknown-key")
 
 
 def _missing_keys(err: ValidationError) -> list[str]:
@@ -329,11 +342,12 @@ def _where(key_path: KeyPath) -> str:
     return f"under {dotted(key_path)}" if key_path else "at the top level"
 
 
-def _at_key(message: str, key_path: KeyPath, marks: Marks, path: str) -> Diagnostic:
+def _at_key(message: str, key_path: KeyPath, marks: Marks, path: str, code: str) -> Diagnostic:
     line, col = marks.key_at(key_path) or (1, 1)
-    return error(message, path, line, col, dotted(key_path) or None)
+    return error(message, path, line, col, dotted(key_path) or None, code=code)
 
 
-def _at_value(message: str, key_path: KeyPath, marks: Marks, path: str) -> Diagnostic:
+def _at_value(message: str, key_path: KeyPath, marks: Marks, path: str, code: str
+              ) -> Diagnostic:
     line, col = marks.at(key_path) or (1, 1)
-    return error(message, path, line, col, dotted(key_path) or None)
+    return error(message, path, line, col, dotted(key_path) or None, code=code)

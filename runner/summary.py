@@ -10,6 +10,8 @@ Version 1 (keys are only ever added; a change of meaning bumps ``version``)::
      "elapsed_seconds": 3.2, "started_at": "...", "finished_at": "...",
      "errors": []}                                     # diagnostics when the campaign is invalid
 
+plus ``"rerun_after": "<ISO time>"`` when a Retry-After of more than 5 minutes stopped the run.
+
 Written atomically (a temporary file, then a rename), never with the key or a password.
 """
 
@@ -31,7 +33,7 @@ SUMMARY_VERSION = 1
 def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict[str, object]:
     check = outcome.check
     campaign = check.campaign if check is not None else None
-    return _document(
+    document = _document(
         file=file, campaign=campaign.name if campaign is not None else None,
         dry_run=outcome.dry_run, exit_code=outcome.exit_code, report=outcome.report,
         counts=outcome.counts, requests=outcome.requests,
@@ -39,6 +41,9 @@ def run_summary(outcome: RunOutcome, *, started_at: datetime, file: str) -> dict
             outcome.retry_causes.items()))},
         elapsed=outcome.elapsed, started_at=started_at,
         errors=check.diagnostics if check is not None else ())
+    if outcome.rerun_after is not None:  # a Retry-After of more than 5 minutes stopped the run
+        document["rerun_after"] = outcome.rerun_after.isoformat(timespec="seconds")
+    return document
 
 
 def failed_summary(*, file: str, exit_code: int, started_at: datetime,
@@ -47,7 +52,7 @@ def failed_summary(*, file: str, exit_code: int, started_at: datetime,
     """The summary of a send that ended without a run (invalid campaign, refused input)."""
     errors = list(diagnostics)
     if message and not errors:
-        errors.append(Diagnostic("error", message, file))
+        errors.append(Diagnostic("error", message, file, code="send-refused"))
     return _document(file=file, campaign=None, dry_run=dry_run, exit_code=exit_code, report=None,
                      counts={}, requests=0, retries={"total": 0, "by_cause": {}}, elapsed=0.0,
                      started_at=started_at, errors=errors)

@@ -57,7 +57,7 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
             # would reach everyone who did. A list with only its header is fine.
             return [error(f"suppression list {shown} is empty (not even a header): if nobody "
                           "has opted out, give it just the header line 'phone', or remove it "
-                          "from recipients.exclude", shown)]
+                          "from recipients.exclude", shown, code="suppression-empty")]
         return [problem]
     found: list[Diagnostic] = []
     bad = good = 0
@@ -72,17 +72,21 @@ def read_suppression(path: Path, shown: str, spec: RecipientsSpec, into: Suppres
                 bad += 1
                 if bad <= 5:
                     found.append(warning(f"{explain(clean_cell(raw), spec.default_country)} "
-                                         "(entry ignored)", shown, line))
+                                         "(entry ignored)", shown, line,
+                                         code="suppression-entry"))
         except _NoPhoneColumn as exc:
             return [error(f"suppression list {shown} has no column {spec.phone_column!r} or "
                           f"'phone' (columns: {exc}): name its number column so, or give one "
-                          "number a line with no header", shown, 1)]
+                          "number a line with no header", shown, 1,
+                          code="no-phone-column")]
     if bad and not good:
         # Nothing usable at all: more likely the wrong file or format than a list of typos.
         return [error(f"suppression list {shown}: none of its {bad:,} entries is a valid "
-                      "number, so it would suppress nobody", shown)]
+                      "number, so it would suppress nobody", shown,
+                      code="suppression-unusable")]
     if bad > 5:
-        found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown))
+        found.append(warning(f"{bad - 5:,} more entries that are not valid numbers", shown,
+                             code="suppression-entry"))
     return found
 
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from array import array
+from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from runner.compose import Composer
 from runner.errors import InputError, display_path
+from runner.message import Segments
+from runner.model import Campaign
 from runner.plan import Batch
+from runner.preview import Preview
 from runner.recipients import Recipient
-from runner.report import LineFormatter, ReportWriter
+from runner.report import PREVIEW_COLUMNS, SENT_COLUMNS, LineFormatter, ReportWriter
 
 
 class DryRunReport:
@@ -37,16 +42,30 @@ class DryRunReport:
     the rows behind it wait too; the planner's bounded open groups keep that queue small.
     """
 
-    def __init__(self, writer: ReportWriter, *, batch_size: int | None = None) -> None:
+    def __init__(self, writer: ReportWriter, *, batch_size: int | None = None,
+                 preview: Preview | None = None, fixed_text: str | None = None) -> None:
+        """``preview`` fills the writer's PREVIEW_COLUMNS; ``fixed_text`` is the one text of
+        a body without placeholders (with ``batch_size``)."""
         self.writer = writer
         self._size = batch_size
+        self._preview = preview
+        self._fixed_cells = (preview.cells(fixed_text) if preview is not None
+                             else "," * len(writer.extra_columns))
         self._waiting: deque[Recipient] = deque()  # general: rows behind an unplanned one
-        self._batch_of: dict[int, str] = {}
+        self._batch_of: dict[int, tuple[str, str | None]] = {}  # row -> batch id, its cells
         # In row order: finished lines, written a few thousand at a time, and their statuses.
         self._lines: list[str] = []
         self._counts: Counter[str] = Counter()
         self._sendable = 0  # in row order: sendable rows read
         self._batched = 0  # in row order: rows in the batches a planner reported
+
+    @classmethod
+    def for_campaign(cls, campaign: Campaign, report: Path) -> DryRunReport:
+        """The dry run's report of ``campaign`` at ``report``, with its preview columns."""
+        composer = Composer.for_campaign(campaign)
+        size = None if composer.personalised else campaign.effective_batch_size
+        return cls(ReportWriter(report, PREVIEW_COLUMNS), batch_size=size,
+                   preview=Preview(composer.segments), fixed_text=composer.fixed_text)
 
     def recipient(self, recipient: Recipient) -> None:
         if self._size is not None:
@@ -54,7 +73,7 @@ class DryRunReport:
         elif self._waiting or recipient.status == "ok":
             self._waiting.append(recipient)
         else:
-            self._write(recipient, "")
+            self._write(recipient, ("", None))
 
     def recipients(self, rows: Iterable[Recipient]) -> None:
         """``recipient`` for every row of a stream; with ``batch_size``, one loop with its state
@@ -63,13 +82,14 @@ class DryRunReport:
             for r in rows:
                 self.recipient(r)
             return
-        size, lines, counts, unsent = self._size, self._lines, self._counts, LineFormatter().unsent
-        sendable = self._sendable
-        tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,\r\n"
+        size, lines, counts = self._size, self._lines, self._counts
+        unsent = LineFormatter(self.writer.extra_columns).unsent
+        sendable, cells = self._sendable, self._fixed_cells
+        tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,{cells}\r\n"
         for r in rows:
             if r.status == "ok" and r.phone:
                 if sendable % size == 0:  # the first row of the next batch
-                    tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,\r\n"
+                    tail = f",dry_run,,{_batch_id(sendable // size + 1)},,,0,{cells}\r\n"
                 sendable += 1
                 # An E.164 number and a batch id never need quoting or neutralising.
                 lines.append(f"{r.row},{r.phone}{tail}")
@@ -92,28 +112,32 @@ class DryRunReport:
                 raise RuntimeError(f"dry run: the planner made {batch.id} of {len(batch.rows)} "
                                    f"rows, not {expected} as counted")
             return
+        cells = self._preview.cells(batch.body) if self._preview is not None else None
+        mine = (batch.id, cells)
         for row in batch.rows:
-            self._batch_of[row] = batch.id
+            self._batch_of[row] = mine
         waiting, batch_of = self._waiting, self._batch_of
         planned: list[tuple[int, str]] = []  # consecutive rows of this batch, written at once
         while waiting and (waiting[0].status != "ok" or waiting[0].row in batch_of):
             head = waiting.popleft()
-            if head.status == "ok" and batch_of[head.row] == batch.id and head.phone:
+            if head.status == "ok" and batch_of[head.row][0] == batch.id and head.phone:
                 del batch_of[head.row]
                 planned.append((head.row, head.phone))
                 continue
-            self._flush(planned, batch.id)
-            self._write(head, batch_of.pop(head.row, ""))
-        self._flush(planned, batch.id)
+            self._flush(planned, batch.id, cells)
+            self._write(head, batch_of.pop(head.row, ("", None)))
+        self._flush(planned, batch.id, cells)
 
-    def _flush(self, planned: list[tuple[int, str]], batch_id: str) -> None:
+    def _flush(self, planned: list[tuple[int, str]], batch_id: str, cells: str | None) -> None:
         if planned:
-            self.writer.write_planned(planned, "dry_run", batch_id)
+            self.writer.write_planned(planned, "dry_run", batch_id, cells)
             planned.clear()
 
-    def _write(self, r: Recipient, batch_id: str) -> None:
-        if r.status == "ok":
-            self.writer.write_unsent(r.row, r.phone or r.raw_phone, "dry_run", batch_id=batch_id)
+    def _write(self, r: Recipient, batch: tuple[str, str | None]) -> None:
+        if r.status == "ok" and r.phone:
+            self.writer.write_planned([(r.row, r.phone)], "dry_run", batch[0], batch[1])
+        elif r.status == "ok":
+            self.writer.write_unsent(r.row, r.raw_phone, "dry_run", batch_id=batch[0])
         else:
             self.writer.write_unsent(r.row, r.phone or r.raw_phone, r.status, error=r.reason)
 
@@ -141,18 +165,26 @@ class CheckedRows:
     which may be memory), so memory stays flat whatever their number.
     """
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, *,
+                 segments: Callable[[str], Segments] | None = None) -> None:
+        """``segments`` counts the parts of a planned batch's text (personalised texts)."""
         self._folder = folder
         self._rows = array("q")
         self._numbers = array("q")
+        self._parts = array("H")  # by sendable row, filled only when batches are planned
+        self._preview = Preview(segments) if segments is not None else Preview()
         self._unsent_rows = array("q")
         self._unsent_sizes = array("q")  # bytes of each line in the spill file
         try:
             self._spill: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
         except OSError as exc:
             raise _spill_error(exc, folder) from None
-        self._format = LineFormatter()
+        self._format = LineFormatter(SENT_COLUMNS)
         self.unsent_counts: Counter[str] = Counter()
+
+    @classmethod
+    def for_campaign(cls, campaign: Campaign, folder: Path | None) -> CheckedRows:
+        return cls(folder, segments=Composer.for_campaign(campaign).segments)
 
     def recipient(self, recipient: Recipient) -> None:
         if recipient.status == "ok" and recipient.phone is not None:
@@ -174,7 +206,22 @@ class CheckedRows:
             self.recipient(r)
 
     def batch(self, batch: Batch) -> None:
-        pass
+        """A planned batch (personalised texts): its rows' parts, for the report."""
+        rows, parts = self._rows, self._parts
+        if len(parts) < len(rows):
+            parts.frombytes(bytes(parts.itemsize * (len(rows) - len(parts))))
+        n = min(self._preview.parts(batch.body), 0xFFFF)
+        for row in batch.rows:
+            at = bisect_left(rows, row)
+            if at < len(rows) and rows[at] == row:
+                parts[at] = n
+
+    def sendable_parts(self, fixed: int) -> Iterator[int]:
+        """The parts of each sendable row, in row order: as planned, else ``fixed``."""
+        parts = self._parts
+        known = len(parts)
+        for index in range(len(self._rows)):
+            yield (parts[index] or fixed) if index < known else fixed
 
     def batches(self, *, size: int, body: str | None, skip: Container[int],
                 id_prefix: str) -> Iterator[Batch]:

@@ -118,8 +118,9 @@ class _Builder:
         self.secret_paths: list[KeyPath] = []
         self.count = 0
 
-    def fail(self, message: str, pos: Position, key_path: KeyPath) -> None:
-        self.diagnostics.append(error(message, self.path, pos[0], pos[1], dotted(key_path) or None))
+    def fail(self, message: str, pos: Position, key_path: KeyPath, code: str) -> None:
+        self.diagnostics.append(error(message, self.path, pos[0], pos[1], dotted(key_path) or None,
+                                      code=code))
 
     def build(self, node: Node, key_path: KeyPath) -> Any:
         self.count += 1
@@ -137,7 +138,7 @@ class _Builder:
     def check_tag(self, node: Node, expected: str, key_path: KeyPath) -> None:
         if node.tag != expected:
             self.fail(f"YAML tag '{node.tag}' is not allowed in a campaign file (plain YAML only)",
-                      _pos(node.start_mark), key_path)
+                      _pos(node.start_mark), key_path, "yaml-tag")
 
     def mapping(self, node: MappingNode, key_path: KeyPath) -> dict[str, Any]:
         self.check_tag(node, _TAG + "map", key_path)
@@ -146,11 +147,12 @@ class _Builder:
         for key_node, value_node in node.value:
             key_pos = _pos(key_node.start_mark)
             if not isinstance(key_node, ScalarNode):
-                self.fail(f"a key {_where(key_path)} is not a plain name", key_pos, key_path)
+                self.fail(f"a key {_where(key_path)} is not a plain name", key_pos, key_path,
+                          "yaml-key")
                 continue
             if key_node.tag == _TAG + "merge":
                 self.fail("YAML merge keys (<<) are not supported: write the keys out",
-                          key_pos, key_path)
+                          key_pos, key_path, "yaml-merge-key")
                 continue
             # Keys are names: keep them as written ("on", "1" and "yes" stay text).
             key = str(key_node.value)
@@ -158,7 +160,7 @@ class _Builder:
             if key in first_seen:
                 line, col = first_seen[key]
                 self.fail(f"duplicate key '{key}' {_where(key_path)} (first at line {line}, "
-                          f"column {col})", key_pos, child)
+                          f"column {col})", key_pos, child, "duplicate-key")
                 continue
             first_seen[key] = key_pos
             self.keys[child] = key_pos
@@ -178,7 +180,7 @@ class _Builder:
             value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError):
             self.fail(f"cannot read '{node.value}' as {node.tag.removeprefix(_TAG)}",
-                      _pos(node.start_mark), key_path)
+                      _pos(node.start_mark), key_path, "yaml-value")
             return None
         if node.style is None and node.tag not in (_TAG + "str", _TAG + "null"):
             self.raw[key_path] = str(node.value)
@@ -224,9 +226,11 @@ def load_yaml(text: str, path: str, *,
         except yaml.reader.ReaderError as exc:
             return YamlDoc(None, Marks(), [_reader_error(exc, text, path)])
         except RecursionError:
-            return YamlDoc(None, Marks(), [error("the YAML is nested too deeply", path, 1, 1)])
+            return YamlDoc(None, Marks(), [error("the YAML is nested too deeply", path, 1, 1,
+                                                code="yaml-too-deep")])
         if node is None:
-            return YamlDoc(None, Marks(), [error("the file is empty", path, 1, 1)])
+            return YamlDoc(None, Marks(), [error("the file is empty", path, 1, 1,
+                                                 code="empty-file")])
         builder = _Builder(loader, path, text.splitlines(), is_secret_key)
         try:
             data = builder.build(node, ())
@@ -234,7 +238,7 @@ def load_yaml(text: str, path: str, *,
             pos = _pos(node.start_mark)
             return YamlDoc(None, Marks(), [error(
                 "the YAML expands to more than a campaign can hold (aliases or nesting)",
-                path, pos[0], pos[1])])
+                path, pos[0], pos[1], code="yaml-too-big")])
         marks = Marks(builder.values, builder.keys, builder.raw, builder.verbatim)
         return YamlDoc(data, marks, builder.diagnostics, tuple(builder.secret_paths))
     finally:
@@ -252,15 +256,16 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> Diagnostic:
     elif exc.context:
         message += f" ({exc.context})"
     if mark is None:
-        return error(message, path)
+        return error(message, path, code="yaml-syntax")
     line, col = _pos(mark)
-    return error(message, path, line, col)
+    return error(message, path, line, col, code="yaml-syntax")
 
 
 def _reader_error(exc: yaml.reader.ReaderError, text: str, path: str) -> Diagnostic:
     line, col = _offset_to_pos(text, exc.position)
     code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-    return error(f"the character U+{code:04X} is not allowed in YAML", path, line, col)
+    return error(f"the character U+{code:04X} is not allowed in YAML", path, line, col,
+                 code="yaml-character")
 
 
 def _offset_to_pos(text: str, offset: int) -> Position:

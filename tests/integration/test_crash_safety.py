@@ -7,12 +7,15 @@ of the CSV is accounted for, once and in order.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from runner.sandbox import Faults
 from tests.integration.helpers import (
@@ -449,3 +452,202 @@ def test_the_window_closing_mid_run_stops_like_sigterm(tmp_path: Path) -> None:
     counts = statuses(rows)
     assert counts["unknown"] == 0 and counts["sent"] > 0 and counts["pending"] > 0, counts
     assert counts["sent"] == sum(got.values())
+
+
+# --------------------------------------------------------------------------- ambiguous answers
+
+
+def test_errors_after_processing_are_unknown_and_nobody_gets_two(tmp_path: Path) -> None:
+    # The sandbox accepts the numbers, then answers 500 (E103), 502 or 504, as a gateway that
+    # timed out waiting for a server that had done the work.
+    files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 4,
+                                                    "on_ambiguous": "mark_unknown"})
+    faults = Faults(every_500_after=7, every_502_after=3, every_504_after=5)
+    with sandbox(faults=faults) as sb:
+        first = run_send(files, sb.base_url)
+        got = assert_at_most_once(sb.record)  # none of them was retried
+        hit = [r for r in sb.record.requests if r.fault]
+        assert {r.status for r in hit} == {500, 502, 504}
+        rows = _check_run(files, got)
+        assert statuses(rows) == Counter(sent=1000 - 50 * len(hit), unknown=50 * len(hit))
+        assert set(got) == set(files.phones)  # every number arrived, once
+        assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {
+            "E103", "HTTP502", "HTTP504"}
+        assert first.code == EXIT_INCOMPLETE, first.stderr
+        assert "--resend-unknown" in first.stderr
+
+        again = run_send(files, sb.base_url)
+        assert deliveries(sb.record) == got  # a rerun leaves them alone
+        assert again.code == EXIT_INCOMPLETE
+    assert_no_secret(first.stdout, first.stderr, folder=tmp_path)
+
+
+def test_a_redirect_is_not_followed_and_its_batch_is_unknown(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 500, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(every_redirect=4)) as sb:
+        done = run_send(files, sb.base_url)
+        got = assert_at_most_once(sb.record)
+        redirected = [r for r in sb.record.requests if r.fault == "redirect"]
+        assert len(redirected) == 2 and len(sb.record.requests) == 10  # nothing followed it
+    assert done.code == EXIT_INCOMPLETE, done.stderr
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=400, unknown=100)
+    assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {"HTTP307"}
+
+
+# --------------------------------------------------------------------------- answers without end
+
+
+def test_a_huge_answer_is_not_read_and_its_batch_is_unknown(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 300, sending={"batch_size": 50, "concurrency": 2})
+    huge = 512 << 20
+    with sandbox(faults=Faults(every_huge=3, huge_bytes=huge)) as sb:
+        done = run_send(files, sb.base_url, timeout=30)
+        got = assert_at_most_once(sb.record)
+        streamed = list(sb.record.streamed)
+    assert done.code == EXIT_INCOMPLETE, done.stderr
+    assert len(streamed) == 2 and max(streamed) < huge // 8  # the client hung up early
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=200, unknown=100)
+    assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {"HUGE_ANSWER"}
+    assert set(got) == set(files.phones)  # they were processed: unknown, never failed
+
+
+async def test_a_huge_answer_leaves_the_clients_memory_flat() -> None:
+    import tracemalloc
+
+    import aiohttp
+
+    from runner.endpoint import Endpoint, Secret
+    from runner.kaleyra import post_sms
+    from runner.sandbox import SandboxServer
+    from tests.integration.helpers import TEST_API_KEY
+
+    huge = 64 << 20
+    async with SandboxServer(api_key=TEST_API_KEY, faults=Faults(every_huge=1,
+                                                                 huge_bytes=huge)) as server:
+        endpoint = Endpoint(server.base_url, server.sid, Secret(TEST_API_KEY))
+        number = "+919876500001"
+        payload = {"to": number, "sender": "KLRHXA", "type": "TXN", "body": "hi"}
+        async with aiohttp.ClientSession() as session:
+            tracemalloc.start()
+            try:
+                outcome = await post_sms(session, endpoint, payload, encoding="json",
+                                         timeout=10, numbers=[number])
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    assert outcome.code == "HUGE_ANSWER"  # type: ignore[union-attr]
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MB at the peak"  # the answer was 64 MB
+    assert server.record.streamed[0] < huge // 4
+
+
+def test_an_answer_trickled_out_byte_by_byte_is_cut_off_and_unknown(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 2,
+                                                   "timeout": 0.4})
+    with sandbox(faults=Faults(every_trickle=2, trickle_interval=0.05)) as sb:
+        done = run_send(files, sb.base_url)
+        got = assert_at_most_once(sb.record)
+    # Each byte comes well within the read timeout; the answer as a whole does not.
+    assert done.seconds < 4.0, done.stderr
+    assert done.code == EXIT_INCOMPLETE, done.stderr
+    rows = _check_run(files, got)
+    assert statuses(rows) == Counter(sent=100, unknown=100)
+    assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {"TIMEOUT"}
+
+
+def test_a_short_server_keep_alive_turns_no_unsent_request_unknown(tmp_path: Path) -> None:
+    # One request every 2 s on a server whose idle connections go stale after 1.5 s: a client
+    # reusing them would see each later request dropped unread and have to call it unknown.
+    files = make_campaign(tmp_path, 150, sending={"batch_size": 50, "concurrency": 1,
+                                                   "requests_per_second": 0.5})
+    with sandbox(faults=Faults(keepalive=1.5)) as sb:
+        done = run_send(files, sb.base_url)
+        got = assert_at_most_once(sb.record)
+        stale = [r for r in sb.record.requests if r.fault == "stale_connection"]
+    assert stale == []
+    assert done.code == EXIT_OK, done.stderr
+    assert statuses(_check_run(files, got)) == Counter(sent=150)
+
+
+# --------------------------------------------------------------------------- waits with limits
+
+
+def test_sigkill_while_a_batch_waits_out_a_429_leaves_it_pending_not_unknown(
+        tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 150, sending={"batch_size": 50, "concurrency": 1,
+                                                   "requests_per_second": 100})
+    log = tmp_path / "stderr.txt"
+    with sandbox(faults=Faults(every_429=2, retry_after=60)) as sb:
+        proc = start_send(files, sb.base_url, stderr_to=log)
+        # The progress line says why nothing moves; by then the batch is out of the journal.
+        wait_until(lambda: "Kaleyra asked to wait" in log.read_text(encoding="utf-8"),
+                   proc=proc, what="the waiting line")
+        assert "waiting 60 s" in log.read_text(encoding="utf-8")
+        proc.send_signal(signal.SIGKILL)
+        finish(proc)
+        first = Counter(deliveries(sb.record))
+    assert sum(first.values()) == 50
+
+    with sandbox() as sb:
+        rerun = run_send(files, sb.base_url)
+        second = deliveries(sb.record)
+    assert rerun.code == EXIT_OK, rerun.stderr  # nothing unknown: the waiting batch was pending
+    assert "were in flight" not in rerun.stderr
+    assert max((first + second).values()) == 1
+    assert statuses(report_rows(files)) == Counter(sent=150)
+
+
+@pytest.mark.parametrize("retry_after", ["999999", "86400", "Thu, 01 Jan 2099 00:00:00 GMT"])
+def test_a_retry_after_of_hours_stops_the_run_and_says_when_to_rerun(
+        tmp_path: Path, retry_after: str) -> None:
+    files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 1,
+                                                   "requests_per_second": 100})
+    summary = tmp_path / "summary.json"
+    with sandbox(faults=Faults(every_503=2, retry_after_text=retry_after)) as sb:
+        stopped = run_send(files, sb.base_url, "--summary-json", str(summary))
+        first = assert_at_most_once(sb.record)
+        asked = len(sb.record.requests)
+    assert stopped.code == EXIT_STOPPED, stopped.stderr
+    assert stopped.seconds < 5.0
+    assert asked == 2  # nothing after the answer that said to wait
+    assert "Kaleyra asked to wait" in stopped.stderr and "rerun the same command after" in \
+        stopped.stderr
+    year = "2099" if "2099" in retry_after else str(datetime.now(UTC).year)
+    assert year in stopped.stderr or str(datetime.now(UTC).year + 1) in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    document = json.loads(summary.read_text(encoding="utf-8"))
+    assert document["exit_code"] == EXIT_STOPPED
+    rerun_after = datetime.fromisoformat(document["rerun_after"])
+    assert rerun_after - datetime.now(UTC) > timedelta(hours=23)
+    rows = _check_run(files, first)
+    assert statuses(rows) == Counter(sent=50, pending=150)  # the 503 proved nothing was sent
+
+    with sandbox() as sb:
+        rerun = run_send(files, sb.base_url)
+        second = deliveries(sb.record)
+    assert rerun.code == EXIT_OK, rerun.stderr
+    assert max((first + second).values()) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["1e308", "-5", "soon"])
+def test_a_retry_after_that_is_not_a_wait_falls_back_to_backoff(tmp_path: Path,
+                                                                retry_after: str) -> None:
+    files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 1})
+    with sandbox(faults=Faults(every_429=2, retry_after_text=retry_after)) as sb:
+        done = run_send(files, sb.base_url)
+        got = assert_at_most_once(sb.record)
+    assert done.code == EXIT_OK, done.stderr
+    assert done.seconds < 5.0
+    assert statuses(_check_run(files, got)) == Counter(sent=200)
+
+
+def test_a_retry_after_past_max_duration_leaves_the_batch_pending(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 50, sending={"batch_size": 50, "max_duration": 5})
+    with sandbox(faults=Faults(every_429=1, retry_after=120)) as sb:
+        done = run_send(files, sb.base_url)
+        assert len(sb.record.requests) == 1
+    assert done.code == EXIT_STOPPED, done.stderr
+    assert done.seconds < 5.0  # not the 120 s
+    assert "rerun" in done.stderr
+    assert statuses(report_rows(files)) == Counter(pending=50)

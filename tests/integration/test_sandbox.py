@@ -214,8 +214,9 @@ async def test_every_third_request_gets_429_with_retry_after(
 
 
 @pytest.mark.parametrize(("faults", "expected"), [
-    (Faults(every_502=2), Transient), (Faults(every_503=2), Transient),
-    (Faults(every_504=2), Transient), (Faults(every_500=2), Ambiguous),
+    (Faults(every_502=2), Ambiguous), (Faults(every_503=2), Transient),
+    (Faults(every_504=2), Ambiguous), (Faults(every_500=2), Ambiguous),
+    (Faults(every_redirect=2), Ambiguous),
 ])
 async def test_server_errors(session: aiohttp.ClientSession, faults: Faults,
                              expected: type) -> None:
@@ -223,7 +224,29 @@ async def test_server_errors(session: aiohttp.ClientSession, faults: Faults,
         first = await send(session, server, numbers(1))
         second = await send(session, server, numbers(1, 1))
     assert isinstance(first, Accepted) and type(second) is expected
-    assert len(server.record.accepted) == 1
+    assert len(server.record.accepted) == 1  # answered before accepting anything
+
+
+@pytest.mark.parametrize(("faults", "status", "code"), [
+    (Faults(every_500_after=1), 500, "E103"), (Faults(every_502_after=1), 502, "HTTP502"),
+    (Faults(every_504_after=1), 504, "HTTP504"),
+])
+async def test_errors_after_processing_accept_the_numbers_first(
+        session: aiohttp.ClientSession, faults: Faults, status: int, code: str) -> None:
+    async with SandboxServer(faults=faults) as server:
+        outcome = await send(session, server, numbers(2))
+    assert isinstance(outcome, Ambiguous) and (outcome.http_status, outcome.code) == (status, code)
+    assert server.record.deliveries() == dict.fromkeys(numbers(2), 1)  # it was processed
+
+
+async def test_retry_after_text_goes_out_verbatim_with_429_and_503(
+        session: aiohttp.ClientSession) -> None:
+    faults = Faults(every_429=2, every_503=3, retry_after_text="Thu, 01 Jan 2099 00:00:00 GMT")
+    async with SandboxServer(faults=faults) as server:
+        outcomes = [await send(session, server, numbers(1, i)) for i in range(3)]
+    assert [type(o) for o in outcomes] == [Accepted, Transient, Transient]
+    for o in outcomes[1:]:
+        assert isinstance(o, Transient) and o.retry_after is not None and o.retry_after > 2e9
 
 
 async def test_429_without_retry_after(session: aiohttp.ClientSession) -> None:
@@ -355,10 +378,17 @@ def test_arguments_to_faults() -> None:
     parser = argparse.ArgumentParser()
     add_sandbox_arguments(parser)
     ns = parser.parse_args(["--port", "0", "--every-429", "5", "--rate-drop-after", "0.1",
-                            "--retry-after", "none", "--latency", "0.2", "--seed", "3"])
+                            "--retry-after", "none", "--latency", "0.2", "--seed", "3",
+                            "--every-502-after", "4", "--every-huge", "6", "--huge-bytes", "9",
+                            "--every-redirect", "7", "--rate-trickle", "0.5",
+                            "--trickle-interval", "1.5", "--keepalive", "2",
+                            "--retry-after-text", "999999"])
     assert (ns.port, ns.host, ns.region) == (0, "127.0.0.1", "IN")
     assert faults_from_args(ns) == Faults(every_429=5, rate_drop_after=0.1, retry_after=None,
-                                          latency=0.2, seed=3)
+                                          latency=0.2, seed=3, every_502_after=4, every_huge=6,
+                                          huge_bytes=9, every_redirect=7, rate_trickle=0.5,
+                                          trickle_interval=1.5, keepalive=2.0,
+                                          retry_after_text="999999")
 
 
 @pytest.mark.parametrize("argv", [["--every-429", "-1"], ["--rate-503", "2"],
@@ -412,3 +442,22 @@ def test_thread_record_is_stable_after_stop() -> None:
     sandbox.stop()
     sandbox.stop()  # twice is harmless
     assert [(a.at, a.numbers) for a in sandbox.record.accepted] == [(100.0, tuple(numbers(2)))]
+
+
+async def test_an_answer_longer_than_the_cap_is_not_read(session: aiohttp.ClientSession) -> None:
+    from runner.kaleyra import read_capped
+
+    async with SandboxServer() as server:
+        url = f"{server.base_url}/v1/{SANDBOX_SID}/sms"
+        payload = {"to": "+919876543210", "sender": "KLRHXA", "type": "MKT", "body": "x"}
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            assert resp.content_length is not None and resp.content_length > 100
+            assert await read_capped(resp, cap=100) is None  # known from Content-Length
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            body = await read_capped(resp)
+            assert body is not None and b"message_id" in body
+    async with SandboxServer(faults=Faults(every_huge=1, huge_bytes=3 << 20)) as server:
+        url = f"{server.base_url}/v1/{SANDBOX_SID}/sms"
+        async with session.post(url, json=payload, headers=HEADERS) as resp:
+            assert resp.content_length is None  # chunked: counted as it comes
+            assert await read_capped(resp) is None

@@ -353,6 +353,38 @@ def test_ids_still_failing_after_every_attempt_stay_unchecked(tmp_path: Path,
     assert "could not be checked" in err.getvalue()
 
 
+@pytest.mark.parametrize("retry_after", ["999999", "Thu, 01 Jan 2099 00:00:00 GMT", "86400"])
+def test_a_retry_after_of_hours_stops_asking_instead_of_waiting(
+        tmp_path: Path, api: aioresponses, retry_after: str) -> None:
+    ids = [f"m:{i}" for i in range(250)]
+    report = hand_made_run(tmp_path, ids, concurrency=1)
+    time = VirtualTime()
+    fake = FakeKaleyra(time, [answer(status=503, headers={"Retry-After": retry_after})])
+
+    result = run(report, api, fake)
+
+    assert len(fake.calls) == 1  # the other chunks are not asked: they would be told the same
+    assert max(time.sleeps, default=0.0) < 1.0  # not a day, not 73 years
+    assert result.unchecked == 250 and result.rerun_after is not None
+    assert result.rerun_after >= 86400
+    err = io.StringIO()
+    assert runner.delivery.finish_status(result, io.StringIO(), err) == 3
+    assert "Kaleyra asked to wait" in err.getvalue() and "again after" in err.getvalue()
+
+
+def test_a_wait_past_the_deadline_leaves_the_chunk_unchecked(tmp_path: Path,
+                                                             api: aioresponses) -> None:
+    report = hand_made_run(tmp_path, ["m:1"], max_attempts=10)
+    time = VirtualTime()
+    fake = FakeKaleyra(time, [answer(status=429, headers={"Retry-After": "200"})] * 2)
+
+    result = run(report, api, fake)
+
+    assert len(fake.calls) == 2  # 200 s, then another 200 s would pass 300 s: stop asking
+    assert sum(time.sleeps) <= 300
+    assert result.unchecked == 1
+
+
 def test_ids_missing_from_the_answer_are_pending(tmp_path: Path, api: aioresponses) -> None:
     report = hand_made_run(tmp_path, ["m:1", "m:2"])
     fake = FakeKaleyra(VirtualTime(), leave_out=frozenset({"m:2"}))

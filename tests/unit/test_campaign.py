@@ -158,6 +158,17 @@ def test_sending_settings_reach_the_model(tmp_path: Path) -> None:
                                                                         "form")
 
 
+def test_max_duration_defaults_to_300_s_in_the_schema_and_the_code_alike(tmp_path: Path) -> None:
+    import json
+    from importlib.resources import files
+
+    schema = json.loads(files("runner").joinpath("campaign.schema.json").read_text("utf-8"))
+    documented = schema["properties"]["sending"]["properties"]["max_duration"]["default"]
+    campaign = load(tmp_path, BASE).campaign
+    assert campaign is not None
+    assert campaign.sending.max_duration == documented == 300
+
+
 # --- bad files -----------------------------------------------------------------------------------
 
 def test_a_missing_file_is_a_diagnostic(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ Script = Callable[[Batch, int], Outcome]
 
 def make_engine(tmp_path: Path, script: Script, *, vt: VirtualTime, rate: float | None = None,
                 concurrency: int = 2, max_attempts: int = 5, on_ambiguous: str = "mark_unknown",
+                deadline: float | None = None,
+                on_wait: Callable[[str, float], None] | None = None,
                 ) -> tuple[Engine, Journal, dict[str, int]]:
     journal = Journal.open(tmp_path / "r.csv.journal", "fp")
     calls: dict[str, int] = {}
@@ -69,9 +71,10 @@ def make_engine(tmp_path: Path, script: Script, *, vt: VirtualTime, rate: float 
         limiter=RateLimiter(rate, clock=vt.clock, sleep=vt.sleep),
         concurrency=concurrency,
         retry=RetryPolicy(max_attempts=max_attempts, backoff_base=0.5, backoff_cap=8.0,
-                          deadline=None),
+                          deadline=deadline),
         on_ambiguous=on_ambiguous,  # type: ignore[arg-type]
         clock=vt.clock, sleep=vt.sleep, wall_clock=lambda: "2026-11-25T10:00:00+00:00",
+        **({"on_wait": on_wait} if on_wait is not None else {}),
     )
     return engine, journal, calls
 
@@ -231,3 +234,131 @@ async def test_no_more_than_concurrency_requests_in_flight(tmp_path: Path) -> No
     assert len(statuses(journal)) == 20
 
 
+
+
+# --------------------------------------------------------------------------- waits have limits
+
+
+def in_flight_if_killed(journal: Journal) -> int:
+    """Rows in flight as a rerun after a kill now would find them: nothing is left uncommitted
+    (so what the journal's connection sees is what is on disk)."""
+    assert not journal._conn.in_transaction, "the journal has uncommitted changes"
+    return len(journal.rows_with_status("in_flight"))
+
+
+async def test_a_retry_after_longer_than_the_deadline_leaves_the_batch_pending_at_once(
+        tmp_path: Path) -> None:
+    vt = VirtualTime()
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        if batch.id == "b000001":
+            return Transient("HTTP429", "slow down", 429, 200.0)
+        return accept(batch)
+
+    engine, journal, calls = make_engine(tmp_path, script, vt=vt, concurrency=1, deadline=120)
+    result = await engine.run(batches(2))
+    assert calls["b000001"] == 1  # not retried after a wait past its deadline
+    assert [s for s in vt.sleeps if s > 100] == [200.0]  # the limiter's pause, for the next batch
+    rows = statuses(journal)
+    assert set(rows.values()) == {"sent"} and len(rows) == 3  # batch 1 pending: not in the journal
+    assert not result.stopped
+
+
+async def test_a_backoff_past_what_is_left_of_the_deadline_ends_the_retries_pending(
+        tmp_path: Path) -> None:
+    vt = VirtualTime()
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        vt.now += 9.0  # each answer takes 9 s
+        return Transient("HTTP503", "busy", 503, None)
+
+    engine, journal, calls = make_engine(tmp_path, script, vt=vt, concurrency=1, deadline=10,
+                                         max_attempts=50)
+    await engine.run(batches(1))
+    assert calls == {"b000001": 2}  # 9 s, a backoff of up to 0.5 s, 9 s: the deadline is gone
+    assert statuses(journal) == {}  # pending: every answer proved nothing was sent
+    assert journal.rows_with_status("in_flight") == set()
+
+
+@pytest.mark.parametrize("retry_after", [300.5, 999999.0, 1e10])
+async def test_a_retry_after_of_more_than_five_minutes_stops_the_run(
+        tmp_path: Path, retry_after: float) -> None:
+    vt = VirtualTime()
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        if batch.id == "b000002":
+            return Transient("HTTP503", "down for maintenance", 503, retry_after)
+        return accept(batch)
+
+    engine, journal, calls = make_engine(tmp_path, script, vt=vt, rate=1000, concurrency=1,
+                                         deadline=300)
+    result = await engine.run(batches(4))
+    assert result.stopped and result.rerun_after == retry_after
+    assert sorted(calls) == ["b000001", "b000002"]  # nothing after the answer that said wait
+    assert max(vt.sleeps, default=0.0) < 1.0  # it did not wait it out
+    assert len(statuses(journal)) == 3 and set(statuses(journal).values()) == {"sent"}
+    assert journal.rows_with_status("in_flight") == set()
+
+
+async def test_a_batch_waiting_between_attempts_is_not_in_flight(tmp_path: Path) -> None:
+    vt = VirtualTime()
+    seen_while_waiting: list[int] = []
+    seen_while_sending: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        seen_while_waiting.append(in_flight_if_killed(journal))
+        await vt.sleep(seconds)
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        seen_while_sending.append(in_flight_if_killed(journal))
+        if attempt == 1:
+            return Transient("HTTP429", "slow down", 429, 3.0)
+        return Transient("E403", "try again", 200, None) if attempt == 2 else accept(batch)
+
+    engine, journal, calls = make_engine(tmp_path, script, vt=vt, concurrency=1)
+    engine._sleep = sleep  # the engine's own waits between attempts
+    await engine.run(batches(1))
+    assert calls == {"b000001": 3}
+    assert seen_while_sending == [3, 3, 3]  # in flight (committed) whenever a request leaves
+    assert seen_while_waiting == [0, 0]  # a kill while it waits leaves it pending, not unknown
+    assert set(statuses(journal).values()) == {"sent"}
+
+
+async def test_a_batch_that_may_have_been_sent_stays_in_flight_and_ends_unknown(
+        tmp_path: Path) -> None:
+    vt = VirtualTime()
+    seen_while_waiting: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        seen_while_waiting.append(len(journal.rows_with_status("in_flight")))
+        await vt.sleep(seconds)
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        if attempt == 1:
+            return Ambiguous("HTTP502", "bad gateway", 502)
+        return Transient("HTTP503", "busy", 503, None)
+
+    engine, journal, _ = make_engine(tmp_path, script, vt=vt, concurrency=1, max_attempts=3,
+                                     on_ambiguous="retry")
+    engine._sleep = sleep
+    await engine.run(batches(1))
+    assert seen_while_waiting == [3, 3]
+    outcome = next(journal.outcomes_in_row_order())
+    assert (outcome.status, outcome.error_code) == ("unknown", "HTTP502")  # not "failed"
+
+
+async def test_the_run_says_why_it_waits(tmp_path: Path) -> None:
+    vt = VirtualTime()
+    waits: list[tuple[str, float]] = []
+
+    def script(batch: Batch, attempt: int) -> Outcome:
+        if attempt == 1:
+            return Transient("HTTP429", "slow down", 429, 30.0)
+        return Transient("HTTP503", "busy", 503, None) if attempt == 2 else accept(batch)
+
+    engine, _, _ = make_engine(tmp_path, script, vt=vt, concurrency=1,
+                               on_wait=lambda why, s: waits.append((why, s)))
+    await engine.run(batches(1))
+    assert [w[0] for w in waits] == ["Kaleyra asked to wait (HTTP429, Retry-After)",
+                                     "retrying after HTTP503"]
+    assert waits[0][1] == 30.0 and 0 <= waits[1][1] <= 1.0

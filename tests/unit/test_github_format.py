@@ -114,3 +114,31 @@ def test_json_is_one_document_with_files_errors_warnings_and_summaries() -> None
     assert (error["file"], error["line"], error["col"]) == (
         "tests/data/invalid/misspelt-key.yaml", 7, 3)
     assert "did you mean 'sender'" in error["message"]
+
+
+def test_every_code_in_the_source_is_documented() -> None:
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (repo / "runner").glob("*.py"))
+    used = set(re.findall(r'code="([a-z0-9-]+)"', source))
+    from runner.schema import _CODES
+
+    used |= set(_CODES.values())
+    documented = set(re.findall(r"`([a-z0-9-]+)`", (repo / "docs" / "diagnostics.md")
+                                .read_text(encoding="utf-8")))
+    assert used and used <= documented, sorted(used - documented)
+
+
+def test_json_diagnostics_have_a_version_and_a_code_for_every_invalid_example(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    repo = Path(__file__).resolve().parents[2]
+    main(["validate", "--format", "json", str(repo / "tests" / "data" / "invalid"),
+          str(repo / "campaigns")])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == 1
+    found = [d for f in doc["files"] for d in f["errors"] + f["warnings"]]
+    assert found and all(d["code"] not in ("error", "warning") for d in found), [
+        (d["code"], d["message"]) for d in found if d["code"] in ("error", "warning")]

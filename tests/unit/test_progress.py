@@ -34,3 +34,31 @@ def test_a_terminal_gets_a_bar() -> None:
     progress.close()
     assert "0/200 [" in out.getvalue()  # tqdm's bar, redrawn in place with \r
     assert "progress:" not in out.getvalue()
+
+
+def test_a_wait_says_why_in_a_log_and_on_the_bar() -> None:
+    out = io.StringIO()
+    progress = Progress(1000, stream=out, clock=Clock(), tty=False)
+    progress.update(300)
+    progress.waiting("Kaleyra asked to wait (HTTP429, Retry-After)", 42.0)
+    progress.waiting("retrying after HTTP503", 0.3)  # over before anyone reads it
+    assert out.getvalue().splitlines() == [
+        "progress: 300 of 1,000 rows, waiting 42 s: Kaleyra asked to wait (HTTP429, Retry-After)"]
+
+    bar_out = io.StringIO()
+    bar = Progress(200, stream=bar_out, tty=True)
+    bar.update(50)
+    bar.waiting("retrying after HTTP503", 2.5)
+    assert "waiting 2.5 s: retrying after HTTP503" in bar_out.getvalue()
+    bar.close()
+
+
+def test_the_rerun_line_says_when() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from runner.render import rerun_after_line
+
+    now = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    line = rerun_after_line(now + timedelta(seconds=999999), now)
+    assert line == ("stopped: Kaleyra asked to wait 12 days (Retry-After); rerun the same "
+                    "command after 2026-12-13 19:46 UTC to resume")

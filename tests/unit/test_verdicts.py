@@ -13,10 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.checker import _each_seen, check_campaign
+from runner.compose import Composer, composed
 from runner.journal import Journal, RowOutcome
-from runner.plan import plan_batches
+from runner.plan import plan_batches, plan_texts
+from runner.preview import Preview
 from runner.recipients import NO_FIELDS, Recipient, open_recipients
-from runner.report import ReportWriter, write_report
+from runner.report import PREVIEW_COLUMNS, SENT_COLUMNS, ReportWriter, write_report
 from runner.run import report_rows, write_checked_report
 from runner.verdicts import CheckedRows, DryRunReport
 
@@ -47,7 +49,8 @@ def dry_run_report(path: Path, report: Path, *, batch_size: int | None,
                    one_by_one: bool = False) -> bytes:
     """The dry-run report as the CLI writes it (batch_size given), or through the general
     merge, fed by the planner itself (batch_size None)."""
-    observer = DryRunReport(ReportWriter(report), batch_size=batch_size)
+    observer = DryRunReport(ReportWriter(report, PREVIEW_COLUMNS), batch_size=batch_size,
+                            preview=Preview(), fixed_text="Hi")
     if batch_size is not None and not one_by_one:
         check = check_campaign(path, observer=observer)
         assert check.summary is not None, check.diagnostics
@@ -60,7 +63,8 @@ def dry_run_report(path: Path, report: Path, *, batch_size: int | None,
         campaign = check_campaign(path).campaign
         assert campaign is not None
         stream = open_recipients(campaign.recipients, with_fields=False)
-        for batch in plan_batches(_each_seen(stream, observer), campaign):
+        pairs = composed(stream, Composer.for_campaign(campaign))
+        for batch in plan_texts(_each_seen(pairs, observer), campaign):
             observer.batch(batch)
     observer.commit()
     return report.read_bytes()
@@ -118,11 +122,12 @@ def test_the_send_report_from_verdicts_is_the_report_from_reading_the_csv(tmp_pa
             RowOutcome(8, "+6581234004", "unknown", "r1-b2", error_code="TIMEOUT",
                        error="may or may not")])
         journal.begin_batch("r1-b3", [(10, "+6581234005")])  # left in flight; row 11 pending
-        from_verdicts = write_checked_report(tmp_path / "a.csv", kept, journal)
+        from_verdicts = write_checked_report(tmp_path / "a.csv", kept, journal, 1)
         campaign = check_campaign(path).campaign
         assert campaign is not None
         from_csv = write_report(tmp_path / "b.csv",
-                                report_rows(campaign, journal.outcomes_in_row_order()))
+                                report_rows(campaign, journal.outcomes_in_row_order()),
+                                SENT_COLUMNS)
     kept.close()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert from_verdicts == from_csv == {"sent": 2, "failed": 1, "unknown": 2, "pending": 1,
