@@ -3,7 +3,7 @@
     BENCH_JOURNAL_SYNC=OFF|NORMAL|FULL python benchmarks/patched_cli.py send CAMPAIGN ...
 
 The runner opens its journal in WAL mode with ``synchronous=NORMAL`` (a commit survives the
-process dying, not a power cut). This wraps ``runner.journal._connect`` to set another level
+process dying, not a power cut). This wraps ``runner.state.sqlitefile.connect`` to set another level
 after it: ``OFF`` never syncs, ``FULL`` syncs the WAL at every commit (every batch begins with
 one). Nothing else changes.
 """
@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import runner.journal
+import runner.state.sqlitefile
 from runner.cli import main
 
 LEVELS = ("OFF", "NORMAL", "FULL")
@@ -24,14 +24,14 @@ LEVELS = ("OFF", "NORMAL", "FULL")
 def patch_sync(level: str) -> None:
     if level not in LEVELS:
         raise SystemExit(f"BENCH_JOURNAL_SYNC must be one of {', '.join(LEVELS)}, not {level!r}")
-    original = runner.journal._connect
+    original = runner.state.sqlitefile.connect
 
     def connect(path: Path) -> sqlite3.Connection:
         conn = original(path)
         conn.execute(f"PRAGMA synchronous = {level}")
         return conn
 
-    runner.journal._connect = connect
+    runner.state.sqlitefile.connect = connect
 
 
 if __name__ == "__main__":

@@ -483,10 +483,10 @@ def _journal_writes(path: Path, level: str, batches: int, size: int) -> float:
     engine's calls."""
     from patched_cli import patch_sync
 
-    import runner.journal as journal_module
-    from runner.journal import Journal
+    import runner.state.sqlitefile as journal_module
+    from runner.state import Journal
 
-    original = journal_module._connect
+    original = journal_module.connect
     patch_sync(level)
     try:
         forget_journal(path.with_name(path.name.removesuffix(".journal")))
@@ -501,7 +501,7 @@ def _journal_writes(path: Path, level: str, batches: int, size: int) -> float:
         journal.close()
         return time.perf_counter() - started
     finally:
-        journal_module._connect = original
+        journal_module.connect = original
 
 
 def step_journal(ctx: Context) -> None:

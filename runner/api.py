@@ -50,13 +50,19 @@ def send(path: PathLike, *, report: PathLike | None = None, state: str | None = 
          dry_run: bool = False, sandbox: bool = False, resend_unknown: bool = False,
          retry_failed: bool = False, fresh: bool = False, wait: bool = False,
          observer: RunObserver | None = None, faults: Faults | None = None,
-         respect_window: bool = False, env: Mapping[str, str] | None = None) -> RunOutcome:
+         respect_window: bool = False, env: Mapping[str, str] | None = None,
+         recover_from_report: bool = False) -> RunOutcome:
     """Send the campaign at ``path`` (or resume its run), or with ``dry_run`` write the report of
     what would happen. Blocks until the run is done or stopped (SIGINT/SIGTERM stop it cleanly).
 
     ``sandbox`` sends to a Kaleyra-compatible server started in-process, with ``faults``
     injected; it ignores the send window unless ``respect_window``. ``env`` replaces
-    ``os.environ`` for the key, SID and base URL.
+    ``os.environ`` for the key, SID, base URL and $CAMPAIGN_STATE.
+
+    ``state`` (else $CAMPAIGN_STATE) is a ``postgresql://`` URL that keeps the run's state in
+    PostgreSQL, keyed by the campaign's name, region and SID; without it the journal is the file
+    beside the report. ``recover_from_report``: the report of a send run has lost its journal;
+    rebuild the journal from the report and carry on (else that is refused, nothing sent).
     """
     watcher = observer if observer is not None else RunObserver()
     if faults is not None and faults != Faults() and not sandbox:
@@ -64,8 +70,10 @@ def send(path: PathLike, *, report: PathLike | None = None, state: str | None = 
         raise UsageError("the fault flags (--every-*, --rate-*, --latency, ...) need --sandbox")
     if respect_window and not sandbox:
         raise UsageError("--respect-window is for --sandbox (a real send always respects it)")
-    if state is not None:
-        raise UsageError("--state: shared state is not available in this version")
+    from runner.state import state_url
+
+    environ = os.environ if env is None else env
+    state = state_url(state, environ)
     campaign_file = Path(path)
     if not campaign_file.is_file():
         raise UsageError(f"{os.fspath(path)}: no such campaign file")
@@ -78,20 +86,24 @@ def send(path: PathLike, *, report: PathLike | None = None, state: str | None = 
 
     options = SendOptions(report=report_path, resend_unknown=resend_unknown,
                           retry_failed=retry_failed, fresh=fresh, wait=wait,
-                          ignore_window=sandbox and not respect_window)
+                          ignore_window=sandbox and not respect_window, state=state,
+                          recover_from_report=recover_from_report)
     rehearsal = (faults if faults is not None else Faults()) if sandbox else None
-    return _send(checked, options, watcher, sandbox=rehearsal,
-                 env=os.environ if env is None else env)
+    return _send(checked, options, watcher, sandbox=rehearsal, env=environ)
 
 
 def status(report: PathLike, *, state: str | None = None, recheck: bool = False,
            env: Mapping[str, str] | None = None) -> StatusResult:
-    """Poll the delivery status of ``report``'s sent rows and add the delivery columns."""
-    from runner.delivery import check_delivery
+    """Poll the delivery status of ``report``'s sent rows and add the delivery columns.
 
-    if state is not None:
-        raise UsageError("--state: shared state is not available in this version")
-    return check_delivery(Path(report), os.environ if env is None else env, recheck=recheck)
+    The run's settings come from its journal beside the report, or from the PostgreSQL
+    ``state`` (else $CAMPAIGN_STATE) it was sent with."""
+    from runner.delivery import check_delivery
+    from runner.state import state_url
+
+    environ = os.environ if env is None else env
+    return check_delivery(Path(report), environ, recheck=recheck,
+                          state=state_url(state, environ))
 
 
 def report(report: PathLike, *, html: PathLike | None = None, markdown: bool = False
@@ -140,7 +152,7 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
         rows = CheckedRows.for_campaign(campaign, options.report.parent)
         checked = check_recipients(checked, observer=rows)
         _valid(checked)
-        same = not options.fresh and stored_summary(
+        same = not options.fresh and not options.state and stored_summary(
             options.report, campaign, source_sha256=rows.source_sha256) is not None
         observer.checked(checked, reused=same)
         if sandbox is not None:

@@ -17,7 +17,7 @@ from typing import NoReturn, TextIO
 
 from runner import __version__, api
 from runner.errors import CampaignInvalid, InputError, RunnerError, UsageError, display_path
-from runner.exitcodes import EPILOG, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from runner.exitcodes import EPILOG, EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from runner.output import render_github, render_json, render_text
 
 
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "aside")
     send.add_argument("--wait", action="store_true",
                       help="wait for the send window instead of exiting 75")
+    add_state_argument(send)
+    send.add_argument("--recover-from-report", action="store_true",
+                      help="the report of a send run lost its journal: rebuild the journal from "
+                      "the report (its sent, failed and unknown rows count as answered) and "
+                      "carry on")
     send.add_argument("--summary-json", metavar="PATH", type=Path,
                       help="write a versioned JSON summary of the run (for dashboards)")
     add_verbosity(send)
@@ -96,11 +101,20 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
     loud.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
+def add_state_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", metavar="URL",
+                        help="keep the run's state in PostgreSQL (postgresql://user:password@"
+                        "host:port/db), keyed by campaign name, region and SID, so any machine "
+                        "resumes it (default: $CAMPAIGN_STATE, else the journal file beside the "
+                        "report)")
+
+
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", metavar="REPORT",
                         help="a delivery report written by `campaign send` (its journal beside it)")
     parser.add_argument("--recheck", action="store_true",
                         help="ask again for rows whose delivery status is already final")
+    add_state_argument(parser)
     add_verbosity(parser)
 
 
@@ -188,7 +202,8 @@ def cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                            sandbox=args.sandbox, resend_unknown=args.resend_unknown,
                            retry_failed=args.retry_failed, fresh=args.fresh, wait=args.wait,
                            observer=ConsoleObserver(err, quiet=args.quiet),
-                           faults=faults_from_args(args), respect_window=args.respect_window)
+                           faults=faults_from_args(args), respect_window=args.respect_window,
+                           state=args.state, recover_from_report=args.recover_from_report)
     except RunnerError as exc:
         if args.summary_json is not None:
             from runner.summary import failed_summary, write_summary
@@ -231,12 +246,12 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from runner.delivery import finish_status
 
     try:
-        result = api.status(args.report, recheck=bool(args.recheck))
+        result = api.status(args.report, recheck=bool(args.recheck), state=args.state)
     except RunnerError as exc:
         for d in getattr(exc, "diagnostics", ()):
             print(d.format_text(), file=err)
         print(f"error: {exc}", file=err)
-        return EXIT_INVALID
+        return exc.exit_code
     return finish_status(result, out, io.StringIO() if args.quiet and not result.refused
                          else err)
 

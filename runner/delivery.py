@@ -24,7 +24,7 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +35,10 @@ from runner.endpoint import resolve_account_endpoint
 from runner.engine import RetryPolicy
 from runner.errors import InputError, JournalError, display_path
 from runner.exitcodes import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
-
-# Not imported from runner.cli, which imports this module.
-from runner.journal import JournalMeta, journal_path, read_meta
 from runner.model import API_DOMAINS, Account, Region, SendingSpec
 from runner.poller import Clock, PollResult, Sleep, StatusSettings, poll
 from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
+from runner.state import JournalMeta, journal_path, mask_url, read_meta, read_state_meta
 
 DELIVERY_COLUMNS: tuple[str, ...] = ("delivery_status", "delivery_detail", "checked_at")
 NOT_IN_ANSWER = "not in Kaleyra's answer yet"
@@ -73,9 +71,11 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def settings_from_meta(meta: JournalMeta, journal: Path) -> StatusSettings:
-    """The run's settings, checked: a journal from elsewhere must not give a traceback."""
-    s, shown, spec = meta.settings, display_path(journal), SendingSpec()
+def settings_from_meta(meta: JournalMeta, journal: Path | str) -> StatusSettings:
+    """The run's settings, checked: a journal from elsewhere must not give a traceback.
+    ``journal``: its path, or (a str) the state store as shown to users."""
+    s, spec = meta.settings, SendingSpec()
+    shown = journal if isinstance(journal, str) else display_path(journal)
 
     def bad(key: str, want: str) -> JournalError:
         return JournalError(f"{shown}: the journal's setting {key!r} is {s.get(key)!r}, not "
@@ -111,7 +111,12 @@ def settings_from_meta(meta: JournalMeta, journal: Path) -> StatusSettings:
     )
 
 
-def load_settings(report: Path) -> StatusSettings:
+def load_settings(report: Path, state: str | None = None,
+                  sent: Sequence[tuple[int, str]] = ()) -> StatusSettings:
+    """The settings of the run that wrote ``report``: from its journal, or from the PostgreSQL
+    ``state``, where the run is the one whose records hold the report's ``sent`` messages."""
+    if state is not None:
+        return settings_from_meta(read_state_meta(state, report, sent), mask_url(state))
     journal = journal_path(report)
     if not journal.exists():
         raise JournalError(f"{display_path(report)}: no journal beside it "
@@ -154,6 +159,7 @@ class ReportScan:
     to_ask: list[str] = field(default_factory=list)  # message ids, each once, in report order
     sent: int = 0
     already_final: int = 0
+    samples: list[tuple[int, str]] = field(default_factory=list)  # a few (row, message id)
 
 
 def scan(report: Path, *, recheck: bool) -> ReportScan:
@@ -166,6 +172,8 @@ def scan(report: Path, *, recheck: bool) -> ReportScan:
         if r.status != "sent":
             continue
         found.sent += 1
+        if r.message_id and len(found.samples) < 20:  # to find the run in a state store
+            found.samples.append((r.row, r.message_id))
         if not recheck and verdict(r.extra.get("delivery_status", "")) != "pending":
             found.already_final += 1
         elif r.message_id and r.message_id not in seen:
@@ -230,14 +238,19 @@ def updated(r: ReportRow, polled: PollResult, checked_at: str) -> ReportRow:
 def check_delivery(report: Path, env: Mapping[str, str], *, recheck: bool = False,
                    clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
                    now: Callable[[], str] = _now_iso,
-                   retry: RetryPolicy | None = None) -> StatusResult:
-    """Poll the delivery status of ``report``'s sent rows and rewrite it with what was learnt."""
+                   retry: RetryPolicy | None = None, state: str | None = None) -> StatusResult:
+    """Poll the delivery status of ``report``'s sent rows and rewrite it with what was learnt.
+
+    ``state``: the PostgreSQL URL the report was sent with (else the journal beside it)."""
     found = scan(report, recheck=recheck)  # the report first: its errors are the likelier ones
-    settings = load_settings(report)
+    # A state store finds the run from the report's messages: none to ask about, none needed.
+    settings = (load_settings(report, state, found.samples)
+                if state is None or found.to_ask else None)
     result = StatusResult(report, sent=found.sent, asked=len(found.to_ask),
                           already_final=found.already_final)
     polled = PollResult()
     if found.to_ask:
+        assert settings is not None
         endpoint = resolve_account_endpoint(settings.account, settings.campaign, env)
         polled = asyncio.run(poll(endpoint, settings, found.to_ask, clock=clock, sleep=sleep,
                                   retry=retry))

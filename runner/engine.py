@@ -6,7 +6,8 @@ clock.
 
 For each batch a worker:
 1. waits for the rate limiter (which a 429 with Retry-After pauses for everybody),
-2. records the batch in flight in the journal (committed before the request leaves),
+2. records the batch in flight in the journal (committed before the request leaves; the store's
+   writes are awaited, so one on the network never holds up the loop),
 3. makes the attempt, and retries transient answers with capped exponential backoff and jitter,
    up to ``max_attempts`` and a deadline,
 4. records the answer per row: ``sent``, ``failed``, or ``unknown`` when the request may or may
@@ -20,6 +21,9 @@ its rows pending; a Retry-After above ``LONG_RETRY_AFTER`` stops the run (``reru
 ``runner.pacing`` gives each request its costs in the limiter's lanes (messages, parts), may
 stop the run before a batch (expiry, an hour or day cap) and hears every answer (the adaptive
 rate); ``runner.refusals`` turns account refusals into rows ``refused`` and a stop.
+
+Losing the state store (``StateLost``) stops at once: no answer could be recorded any more, so
+the batches in flight are left open in the store (``unknown`` at the rerun) and ``run`` raises.
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
-from runner.journal import Journal, JournalRow
+from runner.errors import StateLost
 from runner.limiter import RateLimiter
 from runner.model import OnAmbiguous
 from runner.pacing import STOP, Pacing
 from runner.plan import Batch
 from runner.refusals import AccountWatch
+from runner.state import JournalRow, Store
 
 log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
 
@@ -137,7 +142,7 @@ class Engine:
         self,
         *,
         send: SendAttempt,
-        journal: Journal,
+        journal: Store,
         limiter: RateLimiter,
         concurrency: int,
         retry: RetryPolicy,
@@ -185,12 +190,19 @@ class Engine:
             return batch
 
         workers = [asyncio.create_task(self._worker(next_batch)) for _ in range(self._concurrency)]
+        lost = False
         try:
             await asyncio.gather(*workers)
+        except StateLost:
+            lost = True
+            self.stop()  # nothing more can be recorded: what is in flight stays open
+            raise
         finally:
             for task in workers:
                 task.cancel()
-            self._journal.flush()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if not lost:
+                await self._journal.aflush()
         return EngineResult(self.stats, stopped=not exhausted, rerun_after=self.rerun_after)
 
     async def _worker(self, next_batch: Callable[[], Batch | None]) -> None:
@@ -209,8 +221,8 @@ class Engine:
                 return tries.last
             tries.counted = True
             if not tries.began:
-                self._journal.begin_batch(batch.id, list(zip(batch.rows, batch.numbers,
-                                                             strict=True)))
+                await self._journal.abegin_batch(batch.id, list(zip(batch.rows, batch.numbers,
+                                                                    strict=True)))
                 tries.began = True
             tries.attempts += 1
             self.stats.requests += 1
@@ -266,13 +278,13 @@ class Engine:
             # Stopped, or out of time, between attempts: every answer so far proved nothing was
             # sent, so the rows are pending (a rerun sends them).
             if tries.began:
-                self._journal.release_batch(batch.id)
+                await self._journal.arelease_batch(batch.id)
             if tries.out_of_time:
                 self._say_why_we_wait(outcome)
             return
         outcomes = self._row_outcomes(batch, outcome, tries.attempts)
         outcomes = self._account_check(outcome, outcomes)
-        self._journal.finish_rows(outcomes)
+        await self._journal.afinish_rows(outcomes)
         for status, n in Counter(row[2] for row in outcomes).items():
             self.stats.count(status, n)
         if self._on_progress is not None:
@@ -290,8 +302,8 @@ class Engine:
         """The wait before a retry. A batch proven unsent so far is not in flight meanwhile: it is
         released (committed), and begun again when its next attempt leaves."""
         if tries.began and tries.maybe_sent is None:
-            self._journal.release_batch(batch.id)
-            self._journal.flush()
+            await self._journal.arelease_batch(batch.id)
+            await self._journal.aflush()
             tries.began = False
         self._say_why_we_wait(tries.last, seconds)
         await self._pause(seconds)

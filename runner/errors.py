@@ -8,7 +8,11 @@ Hierarchy::
     ├── UsageError              bad flags or arguments (exit 2)
     ├── JournalError            a journal that cannot be used (changed campaign, corrupt file)
     ├── RunInterrupted          a run stopped part way by trouble outside it: the journal or
-    │                           the disk failed mid-run (exit 75, a rerun resumes)
+    │   │                       the disk failed mid-run (exit 75, a rerun resumes)
+    │   └── StateLost           the state store (PostgreSQL) was lost during the run (exit 75)
+    ├── StateUnavailable        the state store cannot be reached at start, nothing sent (exit 75)
+    │   └── StateLost           (also: lost mid-run is a kind of unavailable)
+    ├── StateBusy               another process is sending the same run, nothing sent (exit 75)
     └── ApiError                a transport or protocol failure talking to Kaleyra
 
 Checks do not raise per problem: they collect ``Diagnostic`` values (file, line, column, field,
@@ -117,6 +121,23 @@ class JournalError(RunnerError):
 class RunInterrupted(RunnerError):
     """A run stopped part way because its state could not be kept (journal, disk, store).
     What was recorded stays consistent; a rerun resumes. Exit code 75."""
+
+    exit_code = 75
+
+
+class StateUnavailable(RunnerError):
+    """The state store cannot be reached (at start: nothing was sent). Exit code 75."""
+
+    exit_code = 75
+
+
+class StateLost(RunInterrupted, StateUnavailable):
+    """The state store went away during the run: no new batches; those whose answers could not
+    be recorded come back ``unknown`` at the rerun. Exit code 75."""
+
+
+class StateBusy(RunnerError):
+    """Another process holds the run (its lock in the state store): nothing sent. Exit 75."""
 
     exit_code = 75
 

@@ -30,11 +30,13 @@ exit codes:
   2   usage error
   3   the run finished, but some recipients failed, are unknown or expired
   70  internal error: the journal is intact, a rerun resumes
-  75  stopped early (signal, send window closed, ...): rerun the same command to resume
+  75  stopped early (signal, send window closed, state store unreachable or lost, run in
+      progress elsewhere, ...): rerun the same command to resume
   78  the account refused the run (key, SID, sender, route)
 
 environment:
   KALEYRA_API_KEY   the API key (or the variable named by account.api_key_env)
   KALEYRA_SID       the account SID, when the campaign has no account.sid
   KALEYRA_BASE_URL  replaces https://<api domain> (a proxy, or the sandbox)
+  CAMPAIGN_STATE    postgresql://... URL for the run's state (as --state; the flag wins)
 """

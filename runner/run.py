@@ -30,17 +30,15 @@ from runner.checker import PlanSummary, summarise_recipients
 from runner.compose import Composer, composed
 from runner.endpoint import Endpoint
 from runner.engine import Engine, EngineStats, RetryPolicy
-from runner.errors import CampaignInvalid, JournalError, RunInterrupted, display_path, has_errors
-from runner.fingerprint import fingerprint
-from runner.journal import (
-    IN_FLIGHT_CODE,
-    IN_FLIGHT_ERROR,
-    Journal,
-    JournalRow,
-    RowOutcome,
-    journal_path,
-    read_meta,
+from runner.errors import (
+    CampaignInvalid,
+    JournalError,
+    RunInterrupted,
+    StateLost,
+    display_path,
+    has_errors,
 )
+from runner.fingerprint import fingerprint
 from runner.kaleyra import build_payload, connector, post_sms
 from runner.limiter import RateLimiter
 from runner.model import Campaign, Window
@@ -59,6 +57,18 @@ from runner.report import (
 )
 from runner.results import RunOutcome
 from runner.signals import STOP_SIGNALS, held
+from runner.state import (
+    IN_FLIGHT_CODE,
+    IN_FLIGHT_ERROR,
+    JournalRow,
+    RowOutcome,
+    RunKey,
+    Store,
+    journal_path,
+    open_store,
+    read_meta,
+)
+from runner.state.recover import guard, recover_journal
 from runner.verdicts import CheckedRows
 from runner.window import ALWAYS_OPEN, window_state
 from runner.zoneplan import zone_rows
@@ -77,6 +87,8 @@ class SendOptions:
     wait: bool = False
     destination: str = ""  # where messages go (an URL, or the sandbox); a run keeps to one
     ignore_window: bool = False  # a sandbox rehearsal may run outside the send window
+    state: str | None = None  # a PostgreSQL URL for the run's state; None: the journal file
+    recover_from_report: bool = False  # no journal beside a send's report: rebuild it from that
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -118,7 +130,7 @@ _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SAFE_ID = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.:/-]*")  # needs no quoting nor neutralising
 
 
-def write_checked_report(path: Path, checked: CheckedRows, journal: Journal,
+def write_checked_report(path: Path, checked: CheckedRows, journal: Store,
                          fixed_parts: int = 0, unsent: tuple[str, str] = ("pending", "")
                          ) -> Counter[str]:
     """The report from the check pass's verdicts and the journal: no second read of the CSV,
@@ -227,7 +239,7 @@ def stored_summary(report: Path, campaign: Campaign, *, source_sha256: str | Non
     The journal's fingerprint covers the bytes of the CSV (``source_sha256``: as a check pass
     read them) and suppression lists, so a match means the check made then still holds.
     """
-    journal = journal_path(report)
+    journal = journal_path(report)  # (PostgreSQL state: the check runs again)
     if not journal.exists():
         return None
     try:
@@ -243,7 +255,7 @@ def stored_summary(report: Path, campaign: Campaign, *, source_sha256: str | Non
     return summary
 
 
-def check_destination(journal: Journal, options: SendOptions) -> None:
+def check_destination(journal: Store, options: SendOptions) -> None:
     """A run sends to one place: resuming a sandbox run against Kaleyra (or the other way, or
     after KALEYRA_BASE_URL or the SID changed) would skip people who never got the message."""
     first = journal.settings.get("destination")
@@ -254,7 +266,7 @@ def check_destination(journal: Journal, options: SendOptions) -> None:
             "its own --report (--fresh would start over and send to every row again)")
 
 
-def rows_to_skip(journal: Journal, options: SendOptions) -> set[int]:
+def rows_to_skip(journal: Store, options: SendOptions) -> set[int]:
     skip = journal.rows_with_status("sent")
     if not options.retry_failed:
         skip |= journal.rows_with_status("failed")
@@ -288,11 +300,16 @@ def send_campaign(
                                  checked=rows, now=now, observer=observer, sleep=sleep)
     window = None if options.ignore_window else campaign.sending.window
     started = time.monotonic()
+    settings = journal_settings(campaign, summary, options.destination)
     # The fingerprint covers the CSV's bytes as the check pass read them: what is sent.
-    journal = Journal.open(journal_path(options.report),
-                           fingerprint(campaign, source_sha256=checked.source_sha256),
-                           fresh=options.fresh,
-                           settings=journal_settings(campaign, summary, options.destination))
+    fp = fingerprint(campaign, source_sha256=checked.source_sha256)
+    if options.state is None and guard(options.report, fresh=options.fresh,
+                                       recover=options.recover_from_report):
+        recover_journal(options.report, fp, settings)
+    # In PostgreSQL the run is the campaign's name, region and SID: any machine resumes it.
+    key = RunKey(campaign.name, campaign.account.region, endpoint.sid)
+    journal = open_store(options.state, options.report, fp, fresh=options.fresh,
+                         settings=settings, key=key)
     try:
         check_destination(journal, options)
         unknown_before = journal.mark_in_flight_unknown()
@@ -326,6 +343,8 @@ def send_campaign(
                                                     observer=observer, engines=engines,
                                                     zoned=zoned, limiter=limiter,
                                                     pacing=pacing, watch=watch)))
+            except StateLost:
+                raise  # its message says what happened and what the rerun will do
             except JournalError as exc:  # mid-run: some batches may have gone out
                 raise RunInterrupted(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
@@ -354,7 +373,7 @@ def send_campaign(
         journal.close()
 
 
-def _write_journal_report(campaign: Campaign, report: Path, journal: Journal,
+def _write_journal_report(campaign: Campaign, report: Path, journal: Store,
                           checked: CheckedRows,
                           unsent: tuple[str, str] = ("pending", "")) -> Counter[str]:
     journal.flush()
@@ -421,7 +440,7 @@ async def _under_signals(start: Callable[[list[Engine]], Coroutine[Any, Any, boo
 async def _wait_then_send(
     campaign: Campaign,
     endpoint: Endpoint,
-    journal: Journal,
+    journal: Store,
     skip: set[int],
     checked: CheckedRows,
     *,

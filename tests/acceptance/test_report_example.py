@@ -28,7 +28,8 @@ def test_the_summary_step_writes_markdown_tables_to_the_step_summary(tmp_path: P
     ])
     step_summary = tmp_path / "summary.md"
     step_summary.write_text("earlier steps' lines\n")
-    env = {**os.environ, "STATE": str(state), "CAMPAIGN": "diwali-flash",
+    env = {**os.environ, "STATE": str(state), "REPORT": str(state / "report.csv"),
+           "CAMPAIGN": "diwali-flash",
            "GITHUB_STEP_SUMMARY": str(step_summary),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(["bash", "-e", "-c", summary_step["run"]], env=env, cwd=tmp_path,

@@ -1,4 +1,8 @@
-"""The run journal: create, resume, refuse a changed campaign, survive a killed process."""
+"""The run journal: create, resume, refuse a changed campaign, survive a killed process.
+
+The tests that take ``store`` run against both stores: the sqlite journal beside the report and
+PostgreSQL (a real server, tests/pgcluster.py). The rest are about the sqlite file itself.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import InputError, JournalError
+from runner.errors import InputError, JournalError, StateBusy
 from runner.fingerprint import fingerprint
-from runner.journal import IN_FLIGHT_ERROR, Journal, RowOutcome, read_meta
 from runner.model import Account, Campaign, MessageSpec, RecipientsSpec, SendingSpec
+from runner.state import IN_FLIGHT_ERROR, Journal, RowOutcome
+from tests.stores import KEY, Backend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,27 +39,40 @@ def jpath(tmp_path: Path) -> Path:
     return tmp_path / "report.csv.journal"
 
 
-def test_a_new_journal_is_run_1_and_a_reopen_resumes_it(jpath: Path) -> None:
-    with Journal.open(jpath, "fp1", settings={"region": "IN", "sid": "HX1"}) as j:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    report = tmp_path / "report.csv"
+    if request.param == "sqlite":
+        return Backend("sqlite", report)
+    return Backend("postgres", report, request.getfixturevalue("pg_url"))
+
+
+def test_a_new_journal_is_run_1_and_a_reopen_resumes_it(store: Backend) -> None:
+    with store.open("fp1", settings={"region": "IN", "sid": "HX1"}) as j:
         assert j.run_number == 1
         j.begin_batch("b1", [(2, "+919812345678"), (3, "+919812345679")])
         j.finish_batch([sent(2, "+919812345678"), failed(3, "+919812345679")])
-    with Journal.open(jpath, "fp1", settings={"region": "SG"}) as j:
+    with store.open("fp1", settings={"region": "SG"}) as j:
         assert j.run_number == 2
         assert j.settings == {"region": "IN", "sid": "HX1"}  # what the run started with
         assert j.settled_rows() == {2, 3}
         assert j.counts() == {"sent": 1, "failed": 1}
         assert j.outcome(2) == sent(2, "+919812345678")
-    assert read_meta(jpath).run_number == 2
+    assert store.meta().run_number == 2
 
 
-def test_a_changed_campaign_is_refused_with_what_to_do(jpath: Path) -> None:
-    Journal.open(jpath, "fp1").close()
+def test_a_changed_campaign_is_refused_with_what_to_do(store: Backend) -> None:
+    store.open("fp1").close()
     with pytest.raises(JournalError) as info:
-        Journal.open(jpath, "fp2")
+        store.open("fp2")
     text = str(info.value)
     assert "the campaign or its recipients changed since this run started" in text
-    assert "report.csv.journal" in text and "--fresh" in text and "kept aside" in text
+    assert "--fresh" in text and "kept aside" in text
+    if store.url is None:
+        assert "report.csv.journal" in text
+    else:  # the run is named, and where it is, without the password
+        assert str(KEY) in text and "127.0.0.1" in text and "***" in text
+        assert "pg-Secret" not in text
 
 
 def test_fresh_keeps_the_old_journal_aside_and_starts_over(jpath: Path) -> None:
@@ -76,12 +94,27 @@ def test_fresh_keeps_the_old_journal_aside_and_starts_over(jpath: Path) -> None:
     assert aside.exists()
 
 
-def test_rows_in_flight_at_a_stop_become_unknown_at_resume(jpath: Path) -> None:
-    with Journal.open(jpath, "fp") as j:
+def test_fresh_starts_over_and_keeps_the_old_run(store: Backend) -> None:
+    with store.open("fp1") as j:
+        j.begin_batch("b1", [(2, "+6591234567")])
+        j.finish_batch([sent(2, "+6591234567")])
+    with store.open("fp2", fresh=True) as j:
+        assert j.run_number == 1 and j.settled_rows() == set()
+        assert j.fingerprint == "fp2"
+    with store.open("fp2") as j:
+        assert j.run_number == 2
+    if store.url is not None:  # the old run is archived with its rows, not deleted
+        assert store.sql("SELECT r.fingerprint, count(w.*) FROM campaign_runs r JOIN "
+                         "campaign_rows w ON w.run_id = r.id WHERE r.archived IS NOT NULL "
+                         "GROUP BY r.fingerprint") == [("fp1", 1)]
+
+
+def test_rows_in_flight_at_a_stop_become_unknown_at_resume(store: Backend) -> None:
+    with store.open("fp") as j:
         j.begin_batch("b1", [(2, "+6591234567"), (3, "+6591234568")])
         j.finish_batch([sent(2, "+6591234567"), sent(3, "+6591234568")])
         j.begin_batch("b2", [(4, "+6591234569"), (5, "+6591234570")])
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         assert j.rows_with_status("in_flight") == {4, 5}
         assert j.mark_in_flight_unknown() == 2
         assert j.rows_with_status("unknown") == {4, 5}
@@ -93,9 +126,9 @@ def test_rows_in_flight_at_a_stop_become_unknown_at_resume(jpath: Path) -> None:
         assert j.mark_in_flight_unknown() == 0
 
 
-def test_outcomes_come_back_in_row_order_whatever_the_finish_order(jpath: Path) -> None:
+def test_outcomes_come_back_in_row_order_whatever_the_finish_order(store: Backend) -> None:
     rows = [(r, f"+65912345{r:02d}") for r in (9, 2, 40, 7, 3)]
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         j.begin_batch("b1", rows[:3])
         j.begin_batch("b2", rows[3:])
         j.finish_batch([sent(r, p, "b2") for r, p in rows[3:]])
@@ -105,8 +138,8 @@ def test_outcomes_come_back_in_row_order_whatever_the_finish_order(jpath: Path) 
     assert [o.status for o in got] == ["failed", "sent", "sent", "failed", "failed"]
 
 
-def test_a_row_already_sent_is_never_begun_again(jpath: Path) -> None:
-    with Journal.open(jpath, "fp") as j:
+def test_a_row_already_sent_is_never_begun_again(store: Backend) -> None:
+    with store.open("fp") as j:
         j.begin_batch("b1", [(2, "+6591234567"), (3, "+6591234568")])
         j.finish_batch([sent(2, "+6591234567"), failed(3, "+6591234568")])
         with pytest.raises(JournalError, match="row 2 was already sent"):
@@ -115,25 +148,28 @@ def test_a_row_already_sent_is_never_begun_again(jpath: Path) -> None:
         assert j.rows_with_status("in_flight") == {3}
 
 
-def test_a_released_batch_goes_back_to_not_attempted(jpath: Path) -> None:
-    with Journal.open(jpath, "fp") as j:
+def test_a_released_batch_goes_back_to_not_attempted(store: Backend) -> None:
+    with store.open("fp") as j:
         j.begin_batch("b1", [(2, "+6591234567")])
         j.finish_batch([sent(2, "+6591234567")])
         j.begin_batch("b2", [(3, "+6591234568"), (4, "+6591234569")])
         j.release_batch("b2")
         assert j.outcome(3) is None and j.outcome(4) is None
         assert j.settled_rows() == {2}
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         assert j.mark_in_flight_unknown() == 0  # the release was kept at close
         assert [o.row for o in j.outcomes_in_row_order()] == [2]
 
 
-def test_a_second_run_on_the_same_journal_is_refused(jpath: Path) -> None:
-    with Journal.open(jpath, "fp"):
-        with pytest.raises(JournalError, match="in use by another run"):
-            Journal.open(jpath, "fp")
-        with pytest.raises(JournalError, match="in use by another run"):
-            Journal.open(jpath, "fp", fresh=True)
+def test_a_second_run_on_the_same_journal_is_refused(store: Backend) -> None:
+    refused: type[Exception] = JournalError if store.url is None else StateBusy
+    said = "in use by another run" if store.url is None else "being sent by another process"
+    with store.open("fp"):
+        with pytest.raises(refused, match=said):
+            store.open("fp")
+        with pytest.raises(refused, match=said):
+            store.open("fp", fresh=True)
+    store.open("fp").close()  # free again once the first run is closed
 
 
 def test_a_file_that_is_not_a_journal_gets_a_clear_error(jpath: Path) -> None:
@@ -170,19 +206,21 @@ def test_a_read_only_folder_is_a_journal_error(tmp_path: Path) -> None:
         folder.chmod(0o700)
 
 
-def test_secrets_are_refused_in_settings(jpath: Path) -> None:
+def test_secrets_are_refused_in_settings(store: Backend, jpath: Path) -> None:
     with pytest.raises(ValueError, match="no secrets"):
-        Journal.open(jpath, "fp", settings={"api_key": "s3cr3t"})
+        store.open("fp", settings={"api_key": "s3cr3t"})
     assert not jpath.exists()
-    Journal.open(jpath, "fp", settings={"api_key_env": "KALEYRA_API_KEY"}).close()
-    assert read_meta(jpath).settings == {"api_key_env": "KALEYRA_API_KEY"}
+    store.open("fp", settings={"api_key_env": "KALEYRA_API_KEY"}).close()
+    assert store.meta().settings == {"api_key_env": "KALEYRA_API_KEY"}
 
 
 CRASH = """
 import os, sys
 from pathlib import Path
-from runner.journal import Journal, RowOutcome
-j = Journal.open(Path(sys.argv[1]), "fp", commit_every=int(sys.argv[2]))
+from runner.state import RowOutcome
+from tests.stores import Backend
+j = Backend("crash", Path(sys.argv[1]), sys.argv[3] or None).open(
+    "fp", commit_every=int(sys.argv[2]))
 j.begin_batch("b1", [(2, "+6591234567"), (3, "+6591234568")])
 j.finish_batch([RowOutcome(2, "+6591234567", "sent", "b1", "m2", attempts=1),
                 RowOutcome(3, "+6591234568", "failed", "b1", error_code="E606", attempts=1)])
@@ -193,24 +231,26 @@ os._exit(9)  # like SIGKILL: no flush, no close, no atexit
 """
 
 
-def crash(jpath: Path, commit_every: int) -> None:
-    done = subprocess.run([sys.executable, "-c", CRASH, str(jpath), str(commit_every)],
+def crash(store: Backend, commit_every: int) -> None:
+    done = subprocess.run([sys.executable, "-c", CRASH, str(store.report), str(commit_every),
+                           store.url or ""],
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 9, done.stderr
 
 
-def test_a_killed_run_leaves_answered_rows_settled_and_the_rest_in_flight(jpath: Path) -> None:
-    crash(jpath, commit_every=1000)
-    with Journal.open(jpath, "fp") as j:
+def test_a_killed_run_leaves_answered_rows_settled_and_the_rest_in_flight(
+        store: Backend) -> None:
+    crash(store, commit_every=1000)
+    with store.open("fp") as j:
         assert j.run_number == 2
         assert j.settled_rows() == {2, 3}  # committed by the begin of b2
         assert j.rows_with_status("in_flight") == {4, 5}  # answered, but never committed
         assert j.mark_in_flight_unknown() == 2
 
 
-def test_results_are_committed_once_enough_are_pending(jpath: Path) -> None:
-    crash(jpath, commit_every=2)
-    with Journal.open(jpath, "fp") as j:
+def test_results_are_committed_once_enough_are_pending(store: Backend) -> None:
+    crash(store, commit_every=2)
+    with store.open("fp") as j:
         assert j.settled_rows() == {2, 3, 4, 5}
         assert j.rows_with_status("in_flight") == set()
 
@@ -258,19 +298,20 @@ def test_fingerprint_of_a_missing_csv_is_an_input_error(tmp_path: Path) -> None:
         fingerprint(campaign)
 
 
-def test_a_failed_row_resent_and_left_in_flight_reads_unknown_not_failed(jpath: Path) -> None:
-    with Journal.open(jpath, "fp") as j:
+def test_a_failed_row_resent_and_left_in_flight_reads_unknown_not_failed(
+        store: Backend) -> None:
+    with store.open("fp") as j:
         j.begin_batch("r1-b1", [(2, "+6591234567"), (3, "+6591234568")])
         j.finish_batch([failed(2, "+6591234567", "r1-b1"), sent(3, "+6591234568", "r1-b1")])
-    with Journal.open(jpath, "fp") as j:  # --retry-failed: row 2 goes out again, then a crash
+    with store.open("fp") as j:  # --retry-failed: row 2 goes out again, then a crash
         j.begin_batch("r2-b1", [(2, "+6591234567")])
         assert j.rows_with_status("in_flight") == {2}
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         assert j.mark_in_flight_unknown() == 1
         got = j.outcome(2)
         assert got is not None and (got.status, got.batch_id) == ("unknown", "r2-b1")
         assert j.counts() == {"unknown": 1, "sent": 1}
-    with Journal.open(jpath, "fp") as j:  # the batch was closed: a later read keeps "unknown"
+    with store.open("fp") as j:  # the batch was closed: a later read keeps "unknown"
         assert j.mark_in_flight_unknown() == 0
         assert j.counts() == {"unknown": 1, "sent": 1}
 
@@ -294,12 +335,12 @@ def test_a_journal_of_schema_1_is_resumed(jpath: Path) -> None:
 
 
 @pytest.mark.parametrize("read_first", [False, True])
-def test_a_released_retry_leaves_the_earlier_answer_as_it_was(jpath: Path,
+def test_a_released_retry_leaves_the_earlier_answer_as_it_was(store: Backend,
                                                                read_first: bool) -> None:
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         j.begin_batch("r1-b1", [(2, "+6591234567")])
         j.finish_batch([failed(2, "+6591234567", "r1-b1")])
-    with Journal.open(jpath, "fp") as j:  # --retry-failed, stopped while backing off
+    with store.open("fp") as j:  # --retry-failed, stopped while backing off
         j.begin_batch("r2-b1", [(2, "+6591234567")])
         if read_first:  # a read in between must not change what the release leaves
             assert j.rows_with_status("in_flight") == {2}
@@ -307,6 +348,6 @@ def test_a_released_retry_leaves_the_earlier_answer_as_it_was(jpath: Path,
         j.release_batch("r2-b1")
         got = j.outcome(2)
         assert got is not None and (got.status, got.batch_id) == ("failed", "r1-b1")
-    with Journal.open(jpath, "fp") as j:
+    with store.open("fp") as j:
         assert j.mark_in_flight_unknown() == 0
         assert j.rows_with_status("failed") == {2}
