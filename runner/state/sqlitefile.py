@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,7 +77,15 @@ def explain(path: Path, exc: sqlite3.Error) -> JournalError:
     return JournalError(f"{shown}: cannot open the journal: {text}")
 
 
+def _create_private(path: Path) -> None:
+    """A new journal is created readable by its owner only (it holds phone numbers); SQLite
+    gives its -wal and -shm files the same mode."""
+    with contextlib.suppress(FileExistsError, OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(path: Path) -> sqlite3.Connection:
+    _create_private(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=0)
     except sqlite3.Error as exc:

@@ -166,3 +166,16 @@ def test_a_journal_that_fills_the_disk_mid_run_stops_with_75(tmp_path: Path) -> 
     assert counts["sent"] + counts["unknown"] == 3000
     assert counts["unknown"] <= 2 * 10  # at most the batches in flight at the failure
     assert set(got) >= {r["phone"] for r in read_report(files.report) if r["status"] == "sent"}
+
+
+def test_the_journal_is_owner_only(tmp_path: Path) -> None:
+    files = make_campaign(tmp_path, 10)
+    old = os.umask(0o000)
+    try:
+        with sandbox() as sb:
+            assert run_send(files, sb.base_url).code == 0
+    finally:
+        os.umask(old)
+    journals = [p for p in tmp_path.iterdir() if p.name.startswith(files.journal.name)]
+    assert journals and all(p.stat().st_mode & 0o777 == 0o600 for p in journals), [
+        (p.name, oct(p.stat().st_mode & 0o777)) for p in journals]
