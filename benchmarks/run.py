@@ -178,9 +178,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def forget_journal(report: Path) -> None:
-    """Remove a report's journal (and WAL, shared memory, and copies kept aside)."""
+    """Remove a report's journal (and WAL, shared memory, and copies kept aside), and the
+    report itself: a send's report without its journal is refused (the lost-state guard)."""
     for path in report.parent.glob(report.name + ".journal*"):
         path.unlink()
+    report.unlink(missing_ok=True)
 
 
 def journal_counts(report: Path) -> dict[str, int]:

@@ -37,7 +37,8 @@ from runner.errors import InputError, JournalError, display_path
 from runner.exitcodes import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
 from runner.model import API_DOMAINS, Account, Region, SendingSpec
 from runner.poller import Clock, PollResult, Sleep, StatusSettings, poll
-from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, read_report, write_report
+from runner.report import REPORT_COLUMNS, ReportRow, ReportStatus, write_report
+from runner.reportread import read_report
 from runner.state import JournalMeta, journal_path, mask_url, read_meta, read_state_meta
 
 DELIVERY_COLUMNS: tuple[str, ...] = ("delivery_status", "delivery_detail", "checked_at")

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
-from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from runner.answers import Accepted, Ambiguous, Outcome, Rejected, Transient
@@ -48,6 +47,7 @@ from runner.model import OnAmbiguous
 from runner.pacing import STOP, Pacing
 from runner.plan import Batch
 from runner.refusals import AccountWatch
+from runner.retrying import StopBeforeDeadline, Tries, last_answer
 from runner.state import JournalRow, Store
 
 log = logging.getLogger("runner.requests")  # `campaign send -v`: one line a request
@@ -87,42 +87,6 @@ class EngineResult:
     stats: EngineStats
     stopped: bool  # True when a stop cut the run short: some rows were never attempted
     rerun_after: float | None = None  # seconds: Kaleyra asked to wait this long, which stopped it
-
-
-@dataclass(slots=True)
-class _Tries:
-    """One batch's attempts so far."""
-
-    began: bool = False  # recorded in flight in the journal (and not released since)
-    attempts: int = 0
-    last: Outcome | None = None  # the answer to the previous attempt
-    maybe_sent: Ambiguous | None = None  # the last answer that says it may have been processed
-    counted: bool = False  # taken from the hour and day caps (with its first attempt)
-    out_of_time: bool = False  # the next wait would have gone past the deadline
-
-
-class _StopBeforeDeadline(stop_base):
-    """Stop retrying when the wait before the next attempt would end past the batch's deadline
-    (or it has passed already), on the injected clock."""
-
-    def __init__(self, clock: Clock, started: float, deadline: float | None,
-                 tries: _Tries) -> None:
-        self._clock, self._started, self._deadline = clock, started, deadline
-        self._tries = tries
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        if self._deadline is None:
-            return False
-        left = self._deadline - (self._clock() - self._started)
-        if left <= 0 or retry_state.upcoming_sleep > left:
-            self._tries.out_of_time = True
-            return True
-        return False
-
-
-def _last_answer(state: RetryCallState) -> Outcome | None:
-    """When retries run out, the batch ends with its last answer (not tenacity's RetryError)."""
-    return state.outcome.result() if state.outcome else None
 
 
 def _answer(outcome: Outcome) -> str:
@@ -211,7 +175,7 @@ class Engine:
 
     async def _send_batch(self, batch: Batch) -> None:
         started = self._clock()
-        tries = _Tries()
+        tries = Tries()
 
         async def attempt() -> Outcome | None:
             if not await self._acquire(batch, first=not tries.counted) or \
@@ -258,12 +222,12 @@ class Engine:
                 await self._between_attempts(batch, tries, seconds)
 
             retrying = AsyncRetrying(
-                stop=stop_after_attempt(self._retry.max_attempts) | _StopBeforeDeadline(
+                stop=stop_after_attempt(self._retry.max_attempts) | StopBeforeDeadline(
                     self._clock, started, self._retry.deadline, tries),
                 wait=self._wait,
                 retry=retry_if_result(self._should_retry),
                 sleep=pause,
-                retry_error_callback=_last_answer,
+                retry_error_callback=last_answer,
                 reraise=True,
             )
             outcome = await retrying(replay_then_attempt)
@@ -298,7 +262,7 @@ class Engine:
             return
         self._limiter.pause_until(self._clock() + seconds)
 
-    async def _between_attempts(self, batch: Batch, tries: _Tries, seconds: float) -> None:
+    async def _between_attempts(self, batch: Batch, tries: Tries, seconds: float) -> None:
         """The wait before a retry. A batch proven unsent so far is not in flight meanwhile: it is
         released (committed), and begun again when its next attempt leaves."""
         if tries.began and tries.maybe_sent is None:

@@ -29,8 +29,9 @@ from pathlib import Path
 import phonenumbers
 
 from runner.errors import InputError, JournalError, display_path
-from runner.report import read_report_cells, restore
+from runner.report import restore
 from runner.report_counters import Batches, Bucket, Timeline, parse_time
+from runner.reportread import read_report_cells
 
 # The statuses always listed, in the order a reader wants them: what happened, then what did not.
 STATUSES: tuple[str, ...] = ("sent", "failed", "unknown", "invalid", "duplicate", "suppressed",

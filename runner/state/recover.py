@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from runner.errors import InputError, display_path
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.state.records import JournalRow
 from runner.state.sqlite import Journal
 from runner.state.sqlitefile import journal_path

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.sandbox import SANDBOX_SID, SandboxRecord
 from runner.sandbox_thread import SandboxThread
 

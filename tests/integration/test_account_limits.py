@@ -16,7 +16,7 @@ import runner
 from runner.cli import main
 from runner.faults import Faults
 from runner.pacing import periods_at
-from runner.report import read_report
+from runner.reportread import read_report
 from tests.integration.helpers import make_campaign
 
 

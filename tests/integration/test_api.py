@@ -12,7 +12,7 @@ import pytest
 
 import runner
 from runner.cli import main
-from runner.report import read_report
+from runner.reportread import read_report
 from tests.integration.helpers import (
     make_campaign,
     sandbox,

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from runner.cli import main
-from runner.report import read_report
+from runner.reportread import read_report
 
 
 def write(tmp_path: Path, body: str, rows: list[str]) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.report import read_report
+from runner.reportread import read_report
 from tests.integration.helpers import (
     assert_at_most_once,
     finish,

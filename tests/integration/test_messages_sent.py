@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.sandbox_thread import SandboxThread
 
 SID = "HXTEST00000001IN"

@@ -16,7 +16,7 @@ from runner.endpoint import Endpoint, Secret
 from runner.exitcodes import EXIT_OK, EXIT_STOPPED
 from runner.observer import RunObserver
 from runner.render import send_lines
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.results import RunOutcome
 from runner.run import SendOptions, send_campaign
 from runner.summary import run_summary

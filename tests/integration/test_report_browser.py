@@ -22,8 +22,8 @@ from PIL import Image
 
 from runner.cli import main
 from runner.faults import SANDBOX_SID, Faults
-from runner.report import read_report
 from runner.report_html import COLOURS
+from runner.reportread import read_report
 from runner.sandbox_thread import SandboxThread
 
 KEY = "sk-test-report-4d1e"

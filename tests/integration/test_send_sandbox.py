@@ -14,7 +14,7 @@ import pytest
 from runner import run as send_module
 from runner.cli import main
 from runner.engine import Engine
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.sandbox import Faults
 from runner.sandbox_thread import SandboxThread
 

@@ -177,7 +177,7 @@ def test_status_reads_the_run_s_settings_from_the_state(tmp_path: Path, pg_url: 
 
 
 def report_rows_at(report: Path) -> list[dict[str, str]]:
-    from runner.report import read_report
+    from runner.reportread import read_report
 
     return list(read_report(report))
 

@@ -31,7 +31,8 @@ from runner.delivery import (
 )
 from runner.endpoint import Endpoint
 from runner.journal import Journal, journal_path
-from runner.report import ReportRow, read_report, write_report
+from runner.report import ReportRow, write_report
+from runner.reportread import read_report
 from runner.sandbox import SANDBOX_SID
 from runner.sandbox_thread import SandboxThread
 

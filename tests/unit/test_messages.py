@@ -15,7 +15,7 @@ from runner.checker import CampaignCheck, check_campaign
 from runner.cli import main
 from runner.compose import Composer
 from runner.message import count_segments, render, smart_gsm
-from runner.report import read_report
+from runner.reportread import read_report
 from runner.schema import load_schema
 
 TEMPLATES = ("Template ID,Template Type,Header,Template Content,Status\n"

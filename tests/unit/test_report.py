@@ -19,10 +19,10 @@ from runner.report import (
     ReportRow,
     format_summary,
     neutralise,
-    read_report,
     restore,
     write_report,
 )
+from runner.reportread import read_report
 
 
 def rows_sample() -> list[ReportRow]:

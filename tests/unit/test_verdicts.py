@@ -19,7 +19,7 @@ from runner.plan import plan_batches, plan_texts
 from runner.preview import Preview
 from runner.recipients import NO_FIELDS, Recipient, open_recipients
 from runner.report import PREVIEW_COLUMNS, SENT_COLUMNS, ReportWriter, write_report
-from runner.run import report_rows, write_checked_report
+from runner.runreport import report_rows, write_checked_report
 from runner.verdicts import CheckedRows, DryRunReport
 
 # A row of each kind: valid numbers (some repeated), invalid cells, cells a spreadsheet would run.
