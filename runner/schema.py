@@ -111,6 +111,10 @@ def _coerce(value: Any, key_path: KeyPath, marks: Marks, schema: Mapping[str, An
     raw = marks.raw.get(key_path)
     if raw is not None and _wants_text_only(branches, value):
         return raw
+    if isinstance(value, bool) and raw is not None and raw.lower() not in ("true", "false"):
+        # yes/no/on/off are booleans to YAML 1.1 (PyYAML) but text to YAML 1.2, which editors
+        # and check-jsonschema read: keep the text, so validate refuses what they refuse.
+        return raw
     return value
 
 

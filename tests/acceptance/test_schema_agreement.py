@@ -5,11 +5,10 @@ meets the schema are run through both. Where the schema can say it, they give th
 What only `campaign validate` can see is listed in ``VALIDATE_ONLY`` with the reason: the schema
 checks one file's shape, not the CSVs it names nor the world's time zones.
 
-Known and left as they are: `campaign validate` reads YAML 1.1 (PyYAML), check-jsonschema and
-editors YAML 1.2, so a few plain scalars differ. ``flash: yes`` (or on/off/no) is a boolean to
-validate and the text 'yes' to the schema, which refuses it; ``1_000`` is a number to validate
-and text to YAML 1.2; ``010`` is 8 to validate and 10 to YAML 1.2. Write true/false and plain
-decimal numbers and both agree.
+`campaign validate` reads YAML 1.1 (PyYAML), check-jsonschema and editors YAML 1.2. Booleans
+agree: ``flash: yes`` (or on/off/no) is kept as the text it is to YAML 1.2, and both refuse it.
+Known and left as they are: ``1_000`` is a number to validate and text to YAML 1.2; ``010`` is 8
+to validate and 10 to YAML 1.2. Write plain decimal numbers and both agree.
 """
 
 from __future__ import annotations
@@ -55,6 +54,8 @@ NUMBERS_REFUSED = {
                                    "template_id: 11071698765"),
     "numeric-sender-too-long.yaml": ("sender: KLRHXA", "sender: 1234567890123456"),
     "unicode-out-of-range.yaml": ("sender: KLRHXA", "sender: KLRHXA\n  unicode: 2"),
+    # YAML 1.1's booleans: text to YAML 1.2 (editors), and so to validate too.
+    "flash-yes.yaml": ("sender: KLRHXA", "sender: KLRHXA\n  flash: yes"),
 }
 
 
