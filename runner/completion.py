@@ -1,7 +1,8 @@
 """`campaign completion bash|zsh`: a shell completion script generated from the parser (shtab).
 
-Generated each time from ``runner.cli.build_parser``, so new commands and flags complete without
-anyone editing a script. Install it once (see the README), or source it from the shell's rc file.
+Generated each time from ``runner.cliparser.build_parser``, so new commands and flags complete
+without anyone editing a script. Install it once (see the README), or source it from the shell's
+rc file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     import shtab  # only this command needs it
 
-    from runner.cli import build_parser  # here, not at the top: cli imports this module
+    from runner.cliparser import build_parser  # here, not at the top: it imports this module
 
     script: str = shtab.complete(build_parser(), shell=args.shell)
     out.write(script if script.endswith("\n") else script + "\n")

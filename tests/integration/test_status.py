@@ -22,7 +22,8 @@ import runner.delivery
 import runner.kaleyra
 import runner.poller
 from runner.answers import StatusOutcome
-from runner.cli import add_status_arguments, cmd_status, main
+from runner.cli import cmd_status, main
+from runner.cliparser import add_status_arguments
 from runner.delivery import (
     DELIVERY_COLUMNS,
     NOT_IN_ANSWER,
