@@ -112,9 +112,16 @@ def check_writable(report: Path) -> None:
 
 
 def refuse_to_overwrite_a_run(report: Path) -> None:
-    """A dry run keeps off the report of a real run: what `campaign status` and people read."""
+    """A dry run keeps off the report of a real run: what `campaign status` and people read
+    (found by its journal, or, for a run whose state is in PostgreSQL, by its rows)."""
+    from runner.state.recover import records_a_send
+
     journal = journal_path(report)
     if journal.exists():
         raise InputError(f"{display_path(report)} is the report of a send run (its journal "
                          f"{display_path(journal)} is beside it): a dry run would overwrite it; "
                          "pass --report to write the dry run elsewhere")
+    if records_a_send(report):
+        raise InputError(f"{display_path(report)} is the report of a send run (it has sent, "
+                         "failed or unknown rows): a dry run would overwrite it; pass --report "
+                         "to write the dry run elsewhere")

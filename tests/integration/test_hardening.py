@@ -179,3 +179,16 @@ def test_the_journal_is_owner_only(tmp_path: Path) -> None:
     journals = [p for p in tmp_path.iterdir() if p.name.startswith(files.journal.name)]
     assert journals and all(p.stat().st_mode & 0o777 == 0o600 for p in journals), [
         (p.name, oct(p.stat().st_mode & 0o777)) for p in journals]
+
+
+def test_a_dry_run_keeps_off_a_send_report_even_without_its_journal(tmp_path: Path) -> None:
+    # A run whose state is in PostgreSQL has no journal beside its report: its rows tell.
+    files = make_campaign(tmp_path, 10)
+    with sandbox() as sb:
+        assert run_send(files, sb.base_url).code == 0
+    for path in tmp_path.glob(files.journal.name + "*"):
+        path.unlink()
+    before = files.report.read_bytes()
+    code, _, err = cli("send", str(files.yaml), "--dry-run", "--report", str(files.report))
+    assert code == 1 and "report of a send run" in err, err
+    assert files.report.read_bytes() == before

@@ -104,13 +104,22 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("written", "flash"), [("true", True), ("1", True), ("0", False),
-                                                ("false", False), ("yes", True)])
+                                                ("false", False), ("True", True)])
 def test_flash_is_a_boolean_and_accepts_0_and_1(tmp_path: Path, written: str,
                                                 flash: bool) -> None:
     text = BASE.replace("  body: Hello", f"  body: Hello\n  flash: {written}")
     campaign = load(tmp_path, text).campaign
     assert campaign is not None
     assert campaign.message.flash is flash
+
+
+@pytest.mark.parametrize("written", ["yes", "no", "on", "off"])
+def test_yaml_1_1_booleans_are_refused_as_editors_refuse_them(tmp_path: Path,
+                                                             written: str) -> None:
+    text = BASE.replace("  body: Hello", f"  body: Hello\n  flash: {written}")
+    loaded = load(tmp_path, text)
+    assert loaded.campaign is None
+    assert any(d.field == "message.flash" for d in loaded.diagnostics)
 
 
 def test_india_mkt_without_a_window_gets_trai_hours(tmp_path: Path) -> None:
