@@ -179,8 +179,9 @@ def summarise_recipients(
             if max_seg is None or (seg.parts, seg.units) > (max_seg.parts, max_seg.units):
                 max_seg = seg
     requests = batches
-    if isinstance(observer, CheckedRows):  # the send proves it sends what this pass read
-        observer.source_sha256 = stream.source_sha256
+    kept = observer.inner if isinstance(observer, ZoneCensus) else observer
+    if isinstance(kept, CheckedRows):  # the send proves it sends what this pass read
+        kept.source_sha256 = stream.source_sha256
     found = list(stream.diagnostics)
     if has_errors(found):
         return None, found

@@ -125,7 +125,7 @@ class Composer:
         if self.smart and not text.isascii():
             text = smart_gsm(text)
         if needs_judging(text, self.max_parts):  # rare: a control character, or very long
-            problem = message_problem(text, self.max_parts)
+            problem = message_problem(text, self.max_parts, ucs2=self.ucs2)
             if problem is not None:
                 return None, problem
         matcher = self.matcher

@@ -232,11 +232,11 @@ class Engine:
             )
             outcome = await retrying(replay_then_attempt)
         self.stats.batches += 1
-        if self.pacing is not None and tries.counted:
-            self.pacing.settled(batch, outcome if not self.stop_event.is_set()
-                                or not isinstance(outcome, Transient) else None)
         if isinstance(outcome, Transient) and tries.maybe_sent is not None:
             outcome = tries.maybe_sent  # an earlier answer said it may have gone: unknown
+        if self.pacing is not None and tries.counted:  # an ambiguous answer keeps its count
+            self.pacing.settled(batch, outcome if not self.stop_event.is_set()
+                                or not isinstance(outcome, Transient) else None)
         if outcome is None or (isinstance(outcome, Transient) and (
                 self.stop_event.is_set() or tries.out_of_time)):
             # Stopped, or out of time, between attempts: every answer so far proved nothing was
@@ -291,6 +291,8 @@ class Engine:
                 await self._limiter.acquire(costs)  # the common case: no wait, no extra tasks
             elif not await self._unless_stopped(lambda: self._limiter.acquire(costs)):
                 return False
+            if self.stop_event.is_set():
+                return False  # a stop while the limiter made us wait: take nothing from a cap
             gate = self.pacing.gate(batch, first=first) if self.pacing is not None else None
             if gate is None:
                 return True

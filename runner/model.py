@@ -142,7 +142,8 @@ class Campaign:
             parts = 1
             if body:
                 names = placeholders(body)
-                parts = count_segments(render(body, {n: n for n in names})).parts
+                parts = count_segments(render(body, {n: n for n in names}),
+                                       ucs2=self.message.unicode == "1").parts
             found["parts_per_second"] = max(1, int(s.parts_per_second) // parts)
         for name in ("max_messages_per_hour", "max_messages_per_day"):
             cap = getattr(s, name)

@@ -39,9 +39,9 @@ CLOSE_429S = 3  # this many 429s within COOLDOWN seconds is throttling even with
 
 
 @lru_cache(maxsize=4096)
-def parts_of(body: str | None) -> int:
-    """Billable parts of one message (a template sent by id counts one)."""
-    return count_segments(body).parts if body else 1
+def parts_of(body: str | None, ucs2: bool = False) -> int:
+    """Billable parts of one message (a template sent by id counts one; ``ucs2``: unicode "1")."""
+    return count_segments(body, ucs2=ucs2).parts if body else 1
 
 
 def _paced_lane(rate: float | None, name: str) -> Lane:
@@ -66,10 +66,10 @@ def provider_limiter(sending: SendingSpec, *, clock: Clock = time.monotonic,
                               _paced_lane(sending.parts_per_second, "parts")])
 
 
-def batch_costs(batch: Batch) -> tuple[int, int]:
+def batch_costs(batch: Batch, ucs2: bool = False) -> tuple[int, int]:
     """(messages, parts) of one request: its numbers, and its numbers times their parts."""
     n = len(batch.numbers)
-    return n, n * parts_of(batch.body)
+    return n, n * parts_of(batch.body, ucs2)
 
 
 # --- adaptive request rate ------------------------------------------------------------------
@@ -232,8 +232,10 @@ class Pacing:
                  counts: MessageCounts | None = None, wait: bool = False,
                  clock: Clock = time.monotonic,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 on_wait: Callable[[str, datetime], None] | None = None) -> None:
+                 on_wait: Callable[[str, datetime], None] | None = None,
+                 ucs2: bool = False) -> None:
         self._sending, self._wait, self._now, self._on_wait = sending, wait, now, on_wait
+        self.ucs2 = ucs2  # unicode "1": every text is counted as UCS-2
         # Caps count hours and days in the window's zone; a recipient-local window has none.
         window = sending.window
         zone: tzinfo = (ZoneInfo(window.timezone) if window and window.timezone != "recipient"
@@ -247,7 +249,7 @@ class Pacing:
         self.expired = False  # the campaign's expiry stopped the run
 
     def costs(self, batch: Batch) -> Sequence[int]:
-        return batch_costs(batch) if self.weighted else ()
+        return batch_costs(batch, self.ucs2) if self.weighted else ()
 
     def gate(self, batch: Batch, *, first: bool) -> float | None:
         """None: send now; STOP: stop the run; else seconds to wait (a cap with --wait)."""
@@ -264,7 +266,10 @@ class Pacing:
         until = self.caps.take(batch, now)
         if until is None:
             return None
-        if not self._wait or (expires is not None and until >= expires):
+        if expires is not None and until >= expires:
+            self.expired = True  # the cap resets only after the campaign expires
+            return STOP
+        if not self._wait:
             self.capped_until = until
             return STOP
         if self._on_wait is not None:

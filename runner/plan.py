@@ -67,9 +67,10 @@ def text_sizes(campaign: Campaign) -> Callable[[str | None], int] | None:
     if per_second is None or not is_personalised(campaign):
         return None
     size = campaign.effective_batch_size
+    ucs2 = campaign.message.unicode == "1"
 
     def size_of(text: str | None) -> int:
-        parts = count_segments(text).parts if text else 1
+        parts = count_segments(text, ucs2=ucs2).parts if text else 1
         return max(1, min(size, int(per_second) // parts))
 
     return size_of

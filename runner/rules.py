@@ -24,7 +24,7 @@ from pathlib import Path
 from runner import recipients
 from runner.compose import Composer
 from runner.errors import Diagnostic, display_path, error, quote, warning
-from runner.message import TemplateError, parse_body, placeholders
+from runner.message import TemplateError, parse_body, placeholders, smart_gsm
 from runner.message_rules import message_rules
 from runner.model import TYPES_BY_REGION, Campaign
 from runner.safetext import parts_problem, unsafe_character
@@ -194,7 +194,10 @@ def _safe_body(campaign: Campaign, found: _Found) -> None:
         fixed = "".join(parse_body(body).literals)
     except TemplateError:
         return  # _body said why
-    too_long = parts_problem(fixed, campaign.message.max_parts)
+    if campaign.message.smart_encoding:
+        fixed = smart_gsm(fixed)  # what is sent
+    too_long = parts_problem(fixed, campaign.message.max_parts,
+                             ucs2=campaign.message.unicode == "1")
     if too_long is not None:
         where: KeyPath = ("message", "max_parts")
         found.error(f"body {too_long}" + ("" if where in found.marks else

@@ -43,7 +43,7 @@ from runner.limiter import RateLimiter
 from runner.model import Campaign, Window
 from runner.observer import RunObserver
 from runner.pacing import Pacing, expired_at, provider_limiter
-from runner.plan import Batch, is_personalised
+from runner.plan import Batch, is_personalised, text_sizes
 from runner.refusals import AccountWatch
 from runner.results import RunOutcome
 from runner.runreport import write_journal_report
@@ -194,7 +194,7 @@ def send_campaign(
         stats, stopped, rerun_after = EngineStats(), False, None
         limiter = provider_limiter(campaign.sending)
         pacing = Pacing(campaign.sending, limiter, counts=journal, wait=options.wait, now=now,
-                        on_wait=observer.waiting_for_cap)
+                        on_wait=observer.waiting_for_cap, ucs2=campaign.message.unicode == "1")
         watch = AccountWatch()
         # The clock is read only when there is an expiry to compare it with.
         expires = campaign.sending.expires is not None
@@ -202,7 +202,8 @@ def send_campaign(
         zoned = None
         if left > 0 and window is not None and per_recipient(window):
             zoned = ZoneRun(window, campaign.sending.fallback_timezone, now=now, sleep=sleep,
-                            size=campaign.effective_batch_size, wait=options.wait)
+                            size=campaign.effective_batch_size, wait=options.wait,
+                            expires=campaign.sending.expires, size_of=text_sizes(campaign))
         if left > 0 and not expired:  # a finished run need not wait: the window does not matter
             state = ALWAYS_OPEN if zoned else window_state(window, now())
             never = expired_at(campaign.sending, state.opens_at)  # it opens after the expiry
@@ -226,7 +227,8 @@ def send_campaign(
                     f"{exc}. The run stopped; what was recorded is consistent: fix the cause "
                     "and rerun the same command to resume (requests in flight at the failure "
                     "are reported unknown)") from None
-        expired = expired or pacing.expired or (expires and expired_at(campaign.sending, now()))
+        expired = expired or pacing.expired or bool(zoned and zoned.expired) or (
+            expires and expired_at(campaign.sending, now()))
         refused = (watch.refusal.line(campaign.account.api_key_env)
                    if watch.refusal is not None else "")
         unsent = ("expired", "not sent before sending.expires") if expired else (
@@ -355,6 +357,8 @@ async def _wait_then_send(
         engines.append(engine)
         prefix = f"r{journal.run_number}-b"
         if zoned is not None:
+            if sending.expires is not None:  # expiring stops taking batches, as below
+                loop.call_later(max(0.0, (sending.expires - now()).total_seconds()), engine.stop)
             try:
                 return await zoned.send(engine, lambda: zone_rows(campaign, checked), skip,
                                         id_prefix=prefix, observer=observer)

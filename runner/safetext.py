@@ -36,12 +36,12 @@ def unsafe_character(text: str) -> tuple[int, str] | None:
     return found.start(), f"U+{code:04X}, {what}"
 
 
-def parts_problem(text: str, max_parts: int) -> str | None:
-    """Why ``text`` is too long to send, or None."""
+def parts_problem(text: str, max_parts: int, *, ucs2: bool = False) -> str | None:
+    """Why ``text`` is too long to send, or None (``ucs2``: counted as UCS-2, unicode "1")."""
     # A part holds 66 units at least and a character takes 2 at most: short texts need no count.
     if 2 * len(text) <= 66 * max_parts:
         return None
-    seg = count_segments(text)
+    seg = count_segments(text, ucs2=ucs2)
     if seg.parts <= max_parts:
         return None
     return (f"needs {seg.parts} SMS parts ({seg.units:,} {seg.encoding} characters), more than "
@@ -53,10 +53,10 @@ def needs_judging(text: str, max_parts: int) -> bool:
     return _UNSAFE.search(text) is not None or 2 * len(text) > 66 * max_parts
 
 
-def message_problem(text: str, max_parts: int) -> str | None:
+def message_problem(text: str, max_parts: int, *, ucs2: bool = False) -> str | None:
     """Why a rendered message must not be sent (for its row's ``invalid`` reason), or None."""
     bad = unsafe_character(text)
     if bad is not None:
         return f"the message for this row holds {bad[1]} (at character {bad[0] + 1})"
-    too_long = parts_problem(text, max_parts)
+    too_long = parts_problem(text, max_parts, ucs2=ucs2)
     return f"the message for this row {too_long}" if too_long is not None else None

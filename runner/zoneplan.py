@@ -61,12 +61,13 @@ class ZoneBatcher:
     """Batches of sendable rows whose zone set is open, pass after pass (``--wait``)."""
 
     def __init__(self, window: Window, fallback: str | None, *, size: int,
-                 now: Callable[[], datetime], id_prefix: str, max_open_groups: int = 1000
-                 ) -> None:
+                 now: Callable[[], datetime], id_prefix: str, max_open_groups: int = 1000,
+                 size_of: Callable[[str | None], int] | None = None) -> None:
         self.window = window
         self.lookup = ZoneLookup(fallback)
         self.clock = ZoneClock(window, self.lookup.sets)
         self._size = size
+        self._size_of = size_of  # a text's own size, as the check pass planned it
         self._now = now
         self._prefix = id_prefix
         self._max_groups = max_open_groups
@@ -83,6 +84,8 @@ class ZoneBatcher:
         opened: set[int] = set()
         closed: set[int] = set()
         groups: dict[tuple[int, str | None], tuple[list[int], list[str]]] = {}
+        sizes: dict[str | None, int] = {}
+        size_of = self._size_of
         for row, digits, text in rows:
             if row in skip or row in taken:
                 continue
@@ -105,7 +108,8 @@ class ZoneBatcher:
                 group = groups[key] = ([], [])
             group[0].append(row)
             group[1].append("+" + digits)
-            if len(group[0]) >= size:
+            limit = size if size_of is None else sizes.setdefault(text, size_of(text))
+            if len(group[0]) >= limit:
                 del groups[key]
                 yield from self._emit(key, group, closed)
         for key, group in groups.items():

@@ -24,13 +24,18 @@ Sleep = Callable[[float], Awaitable[None]]
 
 class ZoneRun:
     def __init__(self, window: Window, fallback: str | None, *, size: int,
-                 now: Callable[[], datetime], wait: bool, sleep: Sleep = asyncio.sleep) -> None:
+                 now: Callable[[], datetime], wait: bool, sleep: Sleep = asyncio.sleep,
+                 expires: datetime | None = None,
+                 size_of: Callable[[str | None], int] | None = None) -> None:
         self.window = window
         self._now = now
         self._wait = wait
         self._sleep = sleep
         self._fallback = fallback
         self._size = size
+        self._size_of = size_of  # a text's own batch size (parts_per_second)
+        self._expires = expires
+        self.expired = False  # the next zone opens only after the campaign expires
         self.opening: Opening | None = None  # set when the run ends with rows left to open
         self.never = 0  # rows left that no wait would send
 
@@ -38,7 +43,7 @@ class ZoneRun:
                    skip: Container[int], *, id_prefix: str, observer: RunObserver) -> bool:
         """Passes until done, stopped, or (without ``wait``) rows are left: True if stopped."""
         batcher = ZoneBatcher(self.window, self._fallback, size=self._size, now=self._now,
-                              id_prefix=id_prefix)
+                              id_prefix=id_prefix, size_of=self._size_of)
         while True:
             result = await engine.run(batcher.batches(rows(), skip))
             if result.stopped:
@@ -46,6 +51,10 @@ class ZoneRun:
             now = self._now()
             self.never = batcher.never(now)
             self.opening = batcher.next_opening(now)
+            if self.opening is not None and self._expires is not None and (
+                    self.opening.at >= self._expires):
+                self.expired = True  # what is left can never go: it is expired, not pending
+                self.opening = None
             if self.opening is None or not self._wait:
                 return False
             if self.opening.at > now:

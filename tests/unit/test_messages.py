@@ -295,3 +295,13 @@ def test_the_report_may_not_overwrite_the_templates_file(tmp_path: Path) -> None
     assert code == 1
     assert "the report would overwrite templates.csv" in err.getvalue()
     assert (tmp_path / "templates.csv").read_text(encoding="utf-8") == TEMPLATES
+
+
+def test_unicode_1_counts_as_ucs2_against_max_parts(tmp_path: Path) -> None:
+    # 180 plain characters: 2 parts in GSM-7 but 3 in UCS-2, which unicode "1" sends.
+    [a] = phones(1)
+    path = campaign(tmp_path, "Hi {name}", [(a, "x" * 180, "1")],
+                    message="  unicode: 1\n  max_parts: 2\n", ratio=1.0)
+    check = check_campaign(path)
+    assert check.summary is not None and check.summary.valid == 0, problems(check, "warning")
+    assert any("max_parts" in d.message for d in check.diagnostics)

@@ -349,3 +349,45 @@ def test_the_rate_never_falls_below_a_fiftieth_of_the_configured_one() -> None:
         now[0] = float(second)
         aimd.answered(THROTTLED)
     assert limiter.rate == 20
+
+
+async def test_an_ambiguous_answer_keeps_its_count_against_the_hour_cap(tmp_path: Path) -> None:
+    # 500 (it may have gone) then 503 until the attempts run out: the rows are unknown, and
+    # the provider may have counted them, so the cap keeps them counted.
+    from runner.answers import Ambiguous
+
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    spec = SendingSpec(max_messages_per_hour=100, on_ambiguous="retry")
+    journal = Journal.open(tmp_path / "caps.csv.journal", "fp")
+    pacing = Pacing(spec, RateLimiter(None), counts=journal, now=lambda: at)
+    answers = iter([Ambiguous("HTTP500", "internal error"),
+                    *[Transient("HTTP503", "busy", 503)] * 10])
+
+    async def send(batch: Batch) -> Outcome:
+        await asyncio.sleep(0)
+        return next(answers)
+
+    vt = StepTime()
+    engine = Engine(send=send, journal=journal, limiter=RateLimiter(None), concurrency=1,
+                    retry=RetryPolicy(max_attempts=3, deadline=None), on_ambiguous="retry",
+                    clock=vt.clock, sleep=vt.sleep, pacing=pacing)
+    await engine.run([batch_of(3)])
+    assert set(statuses(journal).values()) == {"unknown"}
+    assert journal.messages_counted([p.key for p in periods_at(at, UTC)]) == [3, 3]
+    journal.close()
+
+
+def test_a_cap_that_resets_only_after_the_expiry_expires_the_run() -> None:
+    at = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
+
+    class Full:
+        def messages_counted(self, periods: object) -> list[int]:
+            return [10, 10]
+
+        def count_messages(self, periods: object, n: int) -> None:
+            raise AssertionError("nothing may be taken from a full cap")
+
+    spec = SendingSpec(max_messages_per_hour=10, expires=at + timedelta(minutes=10))
+    pacing = Pacing(spec, RateLimiter(None), counts=Full(), now=lambda: at)  # type: ignore[arg-type]
+    assert pacing.gate(batch_of(3), first=True) == STOP
+    assert pacing.expired and pacing.capped_until is None

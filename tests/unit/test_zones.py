@@ -204,3 +204,27 @@ def test_the_dry_run_lists_the_zones_their_rows_and_when_each_opens(tmp_path: Pa
     assert all("open now" in line or "opens in" in line or "never" in line
                for line in lines[window + 1:window + 4])
     assert "never" in lines[window + 3] and "fallback_timezone" in lines[window + 3]
+
+
+def test_a_text_s_own_batch_size_holds_under_a_recipient_window() -> None:
+    # parts_per_second gives each text its own size (runner.plan.text_sizes): the zoned send
+    # must batch as the check planned, never more parts in a request than a second allows.
+    at = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # noon in New York: open
+    batcher = ZoneBatcher(TCPA, None, size=10, now=lambda: at, id_prefix="r1-b",
+                          size_of=lambda text: 3 if text == "long" else 10)
+    rows = [(i + 2, f"1212555{i:04d}", "long") for i in range(7)]
+    sizes = [len(b.rows) for b in batcher.batches(rows)]
+    assert sizes == [3, 3, 1]
+
+
+def test_the_check_pass_keeps_the_csv_hash_under_a_recipient_window() -> None:
+    from runner.checker import check_file, check_recipients
+    from runner.verdicts import CheckedRows
+
+    repo = Path(__file__).resolve().parents[2]
+    kept = CheckedRows()
+    try:
+        check = check_recipients(check_file(repo / "campaigns" / "us-tcpa.yaml"), observer=kept)
+        assert check.ok and kept.source_sha256  # what the send proves it sends
+    finally:
+        kept.close()
