@@ -80,6 +80,7 @@ class PostgresStore:
         self._lost: StateLost | None = None
         self._compacted = False  # answers written since the last fold into rows
         self._unrecorded: list[Future[Any]] = []  # answers queued and not yet known written
+        self._tally: dict[str, int] = {}  # message counts by period, for the caps
         self._closed = False
         self._writer = Writer(lambda group: self._guarded(self._group, group),
                               name="campaign-state")
@@ -171,24 +172,33 @@ class PostgresStore:
     # -- message caps (max_messages_per_hour/_per_day), counted across reruns --
 
     def messages_counted(self, periods: Sequence[str]) -> list[int]:
-        """Messages counted in each of ``periods`` (keys such as "h:2026-12-02T10+05:30")."""
-        def read() -> list[int]:
-            found = dict(self._conn.execute(
-                "SELECT period, messages FROM campaign_message_counts WHERE run_id = %s "
-                "AND period = ANY(%s)", (self._run, list(periods))).fetchall())
-            return [int(found.get(p, 0)) for p in periods]
-        return self._call(read)
+        """Messages counted in each of ``periods``: read once a period, then kept in memory
+        (the run's lock makes this process the only writer), so a batch makes no round trip."""
+        missing = [p for p in periods if p not in self._tally]
+        if missing:
+            def read() -> dict[str, int]:
+                return dict(self._conn.execute(
+                    "SELECT period, messages FROM campaign_message_counts WHERE run_id = %s "
+                    "AND period = ANY(%s)", (self._run, missing)).fetchall())
+            found = self._call(read)
+            self._tally.update({p: int(found.get(p, 0)) for p in missing})
+        return [self._tally[p] for p in periods]
 
     def count_messages(self, periods: Sequence[str], n: int) -> None:
-        """Add ``n`` (negative: give back) to each period, committed at once."""
+        """Add ``n`` (negative: give back) to each period: at once in memory, queued for the
+        database (written and committed in order with the batches; a failure shows next)."""
+        self.messages_counted(periods)
+        for p in periods:
+            self._tally[p] = max(0, self._tally[p] + n)
+        rows = [(self._run, p, n, n) for p in periods]
+
         def write() -> None:
             self._conn.cursor().executemany(
                 "INSERT INTO campaign_message_counts (run_id, period, messages) "
                 "VALUES (%s, %s, GREATEST(0, %s)) ON CONFLICT (run_id, period) DO UPDATE "
-                "SET messages = GREATEST(0, campaign_message_counts.messages + %s)",
-                [(self._run, p, n, n) for p in periods])
+                "SET messages = GREATEST(0, campaign_message_counts.messages + %s)", rows)
             self._commit()
-        self._call(write)
+        self._unrecorded.append(self._writer.submit("call", write))
 
     # -- reading (the connection sees its own uncommitted writes) --
 
