@@ -31,6 +31,7 @@ from psycopg.types.json import Json
 
 from runner.errors import JournalError, StateBusy, StateLost, StateUnavailable
 from runner.state import pgschema
+from runner.state.pgcaps import MessageCounts
 from runner.state.pgopen import (
     connect,
     ensure_schema,
@@ -61,7 +62,7 @@ T = TypeVar("T")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-class PostgresStore:
+class PostgresStore(MessageCounts):
     """One run's durable state in PostgreSQL. Use ``PostgresStore.open``; close it when done."""
 
     def __init__(self, conn: psycopg.Connection[Any], url: str, key: RunKey, run_id: int,
@@ -168,37 +169,6 @@ class PostgresStore:
 
     def mark_in_flight_unknown(self) -> int:
         return self._call(self._mark_in_flight_unknown)
-
-    # -- message caps (max_messages_per_hour/_per_day), counted across reruns --
-
-    def messages_counted(self, periods: Sequence[str]) -> list[int]:
-        """Messages counted in each of ``periods``: read once a period, then kept in memory
-        (the run's lock makes this process the only writer), so a batch makes no round trip."""
-        missing = [p for p in periods if p not in self._tally]
-        if missing:
-            def read() -> dict[str, int]:
-                return dict(self._conn.execute(
-                    "SELECT period, messages FROM campaign_message_counts WHERE run_id = %s "
-                    "AND period = ANY(%s)", (self._run, missing)).fetchall())
-            found = self._call(read)
-            self._tally.update({p: int(found.get(p, 0)) for p in missing})
-        return [self._tally[p] for p in periods]
-
-    def count_messages(self, periods: Sequence[str], n: int) -> None:
-        """Add ``n`` (negative: give back) to each period: at once in memory, queued for the
-        database (written and committed in order with the batches; a failure shows next)."""
-        self.messages_counted(periods)
-        for p in periods:
-            self._tally[p] = max(0, self._tally[p] + n)
-        rows = [(self._run, p, n, n) for p in periods]
-
-        def write() -> None:
-            self._conn.cursor().executemany(
-                "INSERT INTO campaign_message_counts (run_id, period, messages) "
-                "VALUES (%s, %s, GREATEST(0, %s)) ON CONFLICT (run_id, period) DO UPDATE "
-                "SET messages = GREATEST(0, campaign_message_counts.messages + %s)", rows)
-            self._commit()
-        self._unrecorded.append(self._writer.submit("call", write))
 
     # -- reading (the connection sees its own uncommitted writes) --
 
