@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from runner.answers import Outcome, Rejected
-from runner.journal import JournalRow
+from runner.state import JournalRow
 
 ACCOUNT_CODES: Final = frozenset({"E615", "E619", "E621", "E622", "E623", "E624", "E625"})
 STREAK: Final = 3

@@ -106,7 +106,7 @@ def run_settings(report: Path) -> tuple[float | None, str | None]:
     """``requests_per_second`` and the campaign's name, from the journal beside ``report``;
     (None, None) without a usable one: a dry run leaves none, and a page without the rate line
     is better than no page."""
-    from runner.journal import journal_path, read_meta  # the one import of the journal here
+    from runner.state import journal_path, read_meta  # the one import of the journal here
 
     journal = journal_path(report)
     if not journal.exists():

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from runner.errors import InputError, display_path
-from runner.journal import journal_path
 from runner.model import Campaign
 from runner.report import is_locked
+from runner.state import journal_path
 
 
 def resolve_report(campaign: Campaign, report: str | os.PathLike[str] | None, *,
