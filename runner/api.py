@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from runner import checkcache
 from runner.checker import CampaignCheck, check_campaign, check_file, check_recipients
 from runner.errors import CampaignInvalid, UsageError
 from runner.faults import Faults
@@ -148,12 +149,20 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
     rows: CheckedRows | None = None
     try:
         # Every send plans, and writes its report, from what this one pass reads: nothing is
-        # sent that it did not see, whatever happens to the CSV meanwhile.
-        rows = CheckedRows.for_campaign(campaign, options.report.parent)
-        checked = check_recipients(checked, observer=rows)
-        _valid(checked)
-        same = not options.fresh and not options.state and stored_summary(
-            options.report, campaign, source_sha256=rows.source_sha256) is not None
+        # sent that it did not see, whatever happens to the CSV meanwhile. A rerun of the very
+        # same inputs reuses what the pass found then (runner.checkcache).
+        kept = None if options.fresh else checkcache.reuse(options.report, campaign)
+        if kept is not None:
+            rows, summary, found = kept
+            checked = replace(checked, diagnostics=checked.diagnostics + found, summary=summary)
+        else:
+            rows = CheckedRows.for_campaign(campaign, options.report.parent)
+            file_only = len(checked.diagnostics)
+            checked = check_recipients(checked, observer=rows)
+            _valid(checked)
+            checkcache.keep(options.report, campaign, checked, rows, found_from=file_only)
+        same = kept is not None or (not options.fresh and not options.state and stored_summary(
+            options.report, campaign, source_sha256=rows.source_sha256) is not None)
         observer.checked(checked, reused=same)
         if sandbox is not None:
             outcome = _send_to_sandbox(checked, options, rows, observer, sandbox)
@@ -169,6 +178,8 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
     finally:
         if rows is not None:
             rows.close()
+    if not outcome.stopped and not outcome.counts.get("pending"):
+        checkcache.forget(options.report)  # nothing left to send: the verdicts take room only
     return replace(outcome, check=checked)
 
 

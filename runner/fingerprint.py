@@ -10,7 +10,7 @@ from runner.errors import InputError, display_path
 from runner.model import Campaign
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -42,7 +42,7 @@ def fingerprint(campaign: Campaign, *, source_sha256: str | None = None) -> str:
         "batch_size": campaign.effective_batch_size,
         "phone_column": r.phone_column,
         "default_country": r.default_country,
-        "source": source_sha256 if source_sha256 is not None else _file_digest(r.source),
-        "exclude": sorted(_file_digest(p) for p in r.exclude),
+        "source": source_sha256 if source_sha256 is not None else file_digest(r.source),
+        "exclude": sorted(file_digest(p) for p in r.exclude),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -290,11 +290,86 @@ class CheckedRows:
         except OSError as exc:
             raise _spill_error(exc, self._folder) from None
 
+    # -- kept for a rerun of the same bytes (runner.checkcache) ---------------------------------
+
+    def describe(self) -> dict[str, object]:
+        """What ``load`` needs besides the bytes ``dump`` writes: sizes, counts, the digest."""
+        files = [self._spill, self._planned]
+        return {"arrays": [len(a) for a in self._arrays()],
+                "files": [_size(f) if f is not None else -1 for f in files],
+                "unsent_counts": dict(self.unsent_counts), "source_sha256": self.source_sha256}
+
+    def dump(self, out: IO[bytes]) -> None:
+        """Write the verdicts to ``out``: the arrays, then the spilled lines and planned
+        batches, as ``describe`` sized them."""
+        for values in self._arrays():
+            values.tofile(out)
+        for f in (self._spill, self._planned):
+            if f is not None:
+                _copy_all(f, out)
+
+    def _arrays(self) -> list[array[int]]:
+        return [self._rows, self._numbers, self._parts, self._unsent_rows, self._unsent_sizes]
+
+    @classmethod
+    def load(cls, handle: IO[bytes], header: dict[str, object], campaign: Campaign,
+             folder: Path | None) -> CheckedRows:
+        """The verdicts ``dump`` wrote, read from ``handle`` (ValueError, EOFError or OSError
+        when they do not read back whole)."""
+        rows = cls.for_campaign(campaign, folder)
+        try:
+            lengths, sizes = header["arrays"], header["files"]
+            if not isinstance(lengths, list) or not isinstance(sizes, list) or len(
+                    lengths) != 5 or len(sizes) != 2:
+                raise ValueError("the kept verdicts' sizes are not as written")
+            for values, n in zip(rows._arrays(), lengths, strict=True):
+                values.fromfile(handle, int(n))
+            _copy_part(handle, rows._spill, int(sizes[0]))
+            if int(sizes[1]) >= 0:
+                rows._planned = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
+                _copy_part(handle, rows._planned, int(sizes[1]))
+            counts = header["unsent_counts"]
+            if not isinstance(counts, dict):
+                raise ValueError("the kept verdicts' counts are not as written")
+            rows.unsent_counts.update({str(k): int(v) for k, v in counts.items()})
+            sha = header["source_sha256"]
+            rows.source_sha256 = sha if isinstance(sha, str) else None
+            if len(rows._rows) != len(rows._numbers) or handle.read(1):
+                raise ValueError("the kept verdicts are not as written")
+        except BaseException:
+            rows.close()
+            raise
+        return rows
+
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a temporary file: the system removes it regardless
             self._spill.close()
             if self._planned is not None:
                 self._planned.close()
+
+
+def _size(spill: IO[bytes]) -> int:
+    spill.flush()
+    return spill.seek(0, 2)
+
+
+def _copy_all(source: IO[bytes], out: IO[bytes]) -> None:
+    """Copy the whole of ``source`` (a spill file) to ``out``."""
+    source.flush()
+    source.seek(0)
+    while chunk := source.read(1 << 20):
+        out.write(chunk)
+    source.seek(0, 2)  # back at the end, where the next line is appended
+
+
+def _copy_part(handle: IO[bytes], out: IO[bytes], size: int) -> None:
+    """Copy the next ``size`` bytes of ``handle`` to ``out``."""
+    while size > 0:
+        chunk = handle.read(min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("the kept verdicts end early")
+        out.write(chunk)
+        size -= len(chunk)
 
 
 _SKIPPED = "the skipped rows' report lines"
