@@ -178,11 +178,13 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def forget_journal(report: Path) -> None:
-    """Remove a report's journal (and WAL, shared memory, and copies kept aside), and the
-    report itself: a send's report without its journal is refused (the lost-state guard)."""
+    """Remove a report's journal (and WAL, shared memory, and copies kept aside), the report
+    itself (a send's report without its journal is refused: the lost-state guard) and the
+    verdicts kept for a rerun, so that a run starts from nothing."""
     for path in report.parent.glob(report.name + ".journal*"):
         path.unlink()
     report.unlink(missing_ok=True)
+    report.with_name(report.name + ".checked").unlink(missing_ok=True)  # the kept check pass
 
 
 def journal_counts(report: Path) -> dict[str, int]:

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from runner import checkcache
-from runner.checker import CampaignCheck, check_campaign, check_file, check_recipients
+from runner.checker import (
+    CampaignCheck,
+    check_campaign,
+    check_file,
+    check_recipients,
+    with_earlier_pass,
+)
 from runner.errors import CampaignInvalid, UsageError
 from runner.faults import Faults
 from runner.model import Campaign
@@ -154,7 +160,8 @@ def _send(checked: CampaignCheck, options: SendOptions, observer: RunObserver, *
         kept = None if options.fresh else checkcache.reuse(options.report, campaign)
         if kept is not None:
             rows, summary, found = kept
-            checked = replace(checked, diagnostics=checked.diagnostics + found, summary=summary)
+            checked = with_earlier_pass(checked, summary, found)
+            _valid(checked)
         else:
             rows = CheckedRows.for_campaign(campaign, options.report.parent)
             file_only = len(checked.diagnostics)

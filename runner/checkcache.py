@@ -9,7 +9,8 @@ rerun hashes those files (a hundredth of the pass's time), and when the key matc
 verdicts instead of reading the CSV again. Anything else (no file, another key, a file that does
 not read back whole) is a miss: the pass runs as before. The file holds numbers, like the
 journal, so it is private to its owner (0600); it is removed when the run has nothing left to
-send. A recipient-local window is not kept (its zone census is not), nor is a dry run.
+send. A recipient-local window is not kept (its zone census is not), nor is a dry run. A
+change of rate or window between runs keeps the verdicts (they do not depend on it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from runner.errors import Diagnostic, InputError
 from runner.fingerprint import file_digest
 from runner.model import Campaign
 from runner.verdicts import CheckedRows
+from runner.zones import per_recipient
 
 FORMAT = 1
 _CODE = Path(__file__).resolve().parent
@@ -45,13 +47,22 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _judged_by(campaign: Campaign) -> str:
+    """The settings the pass's verdicts depend on. The rate, the caps' timing, the window and
+    the retries may change between runs (as the journal allows) without a new pass, except
+    where they change how rows are batched; the budget is checked again on every reuse."""
+    s = campaign.sending
+    return repr((campaign.account.region, campaign.message, campaign.recipients, campaign.dlt,
+                 campaign.effective_batch_size, s.parts_per_second))
+
+
 def cache_key(campaign: Campaign, source_sha256: str) -> str:
     """What the verdicts depend on, hashed (``source_sha256``: the CSV's bytes)."""
     r = campaign.recipients
     doc = {
         "format": FORMAT,
         "code": _code_digest(),
-        "campaign": repr(campaign),  # every setting, as parsed
+        "campaign": _judged_by(campaign),
         "source": source_sha256,
         "exclude": [file_digest(p) for p in r.exclude],
         "dlt": file_digest(campaign.dlt.templates) if campaign.dlt is not None else None,
@@ -88,6 +99,8 @@ def reuse(report: Path, campaign: Campaign
           ) -> tuple[CheckedRows, PlanSummary, tuple[Diagnostic, ...]] | None:
     """The verdicts a send of these very inputs kept, if any: (rows, summary, diagnostics).
     Inputs that cannot be read are a miss: the check pass says what is wrong with them."""
+    if per_recipient(campaign.sending.window):
+        return None  # the pass takes a zone census, which is not kept
     try:
         handle = open(cache_path(report), "rb")  # noqa: SIM115  # closed below
     except OSError:

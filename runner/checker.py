@@ -134,6 +134,15 @@ def check_recipients(check: CampaignCheck, *, observer: PlanObserver | None = No
                    zones=census.result() if census is not None and summary else None)
 
 
+def with_earlier_pass(check: CampaignCheck, summary: PlanSummary,
+                      found: tuple[Diagnostic, ...]) -> CampaignCheck:
+    """``check`` completed by what an earlier pass over the same bytes found
+    (runner.checkcache); the budget is judged again, on the campaign as written now."""
+    assert check.campaign is not None and check.marks is not None
+    found += tuple(budget_diagnostics(check.campaign, summary, check.marks))
+    return replace(check, diagnostics=check.diagnostics + found, summary=summary)
+
+
 def summarise_recipients(
     campaign: Campaign, *, observer: PlanObserver | None = None
 ) -> tuple[PlanSummary | None, list[Diagnostic]]:

@@ -143,11 +143,12 @@ def check_destination(journal: Store, options: SendOptions) -> None:
 
 
 def rows_to_skip(journal: Store, options: SendOptions) -> set[int]:
-    skip = journal.rows_with_status("sent")
-    if not options.retry_failed:
-        skip |= journal.rows_with_status("failed")
-    if not options.resend_unknown:
-        skip |= journal.rows_with_status("unknown")
+    """The rows this run does not send: one read of the store, which also guards every request
+    with it (``Store.settle``)."""
+    statuses = ("sent", *(() if options.retry_failed else ("failed",)),
+                *(() if options.resend_unknown else ("unknown",)))
+    skip = journal.rows_with_status(*statuses)
+    journal.settle(skip)
     return skip
 
 

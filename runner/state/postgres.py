@@ -22,6 +22,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
@@ -189,6 +190,12 @@ class PostgresStore(MessageCounts):
             return found
         return self._call(read)
 
+
+    def settle(self, rows: AbstractSet[int]) -> None:
+        """``rows``: what this run will not send, read at its start (``rows_to_skip``, every
+        sent row among them); the check before each request starts from them."""
+        if self._sent is None:
+            self._sent = SentBits(settled=rows)
     def counts(self) -> Counter[str]:
         return Counter(row[2] for row in self.rows_in_row_order())
 

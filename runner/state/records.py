@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -72,6 +73,7 @@ class Store(Protocol):
     def mark_in_flight_unknown(self) -> int: ...
     def settled_rows(self) -> set[int]: ...
     def rows_with_status(self, *statuses: str) -> set[int]: ...
+    def settle(self, rows: AbstractSet[int]) -> None: ...
     def counts(self) -> Counter[str]: ...
     def outcome(self, row: int) -> RowOutcome | None: ...
     def outcomes_in_row_order(self) -> Iterator[RowOutcome]: ...
@@ -89,12 +91,18 @@ def check_settings(settings: Mapping[str, object]) -> dict[str, object]:
 
 
 class SentBits:
-    """A bit per row recorded sent: the already-sent check runs before every request."""
+    """A bit per row recorded sent: the already-sent check runs before every request.
 
-    __slots__ = ("_bits",)
+    ``settled``: rows this run will not send, as read at its start (``Store.settle``); they
+    stand for the store's sent rows (a superset of them) without a second read of the store.
+    """
 
-    def __init__(self, rows: Iterable[int] = ()) -> None:
+    __slots__ = ("_bits", "_settled")
+
+    def __init__(self, rows: Iterable[int] = (), *,
+                 settled: AbstractSet[int] = frozenset()) -> None:
         self._bits = bytearray()
+        self._settled = settled
         self.mark(list(rows))
 
     def mark(self, rows: Sequence[int]) -> None:
@@ -109,10 +117,10 @@ class SentBits:
 
     def among(self, rows: Iterable[int]) -> list[int]:
         """The rows of ``rows`` marked sent, sorted."""
-        bits = self._bits
+        bits, settled = self._bits, self._settled
         size = len(bits)
-        return sorted(row for row in rows
-                      if (row >> 3) < size and bits[row >> 3] & (1 << (row & 7)))
+        return sorted(row for row in rows if row in settled
+                      or ((row >> 3) < size and bits[row >> 3] & (1 << (row & 7))))
 
 
 def already_sent_error(row: int) -> str:

@@ -36,6 +36,7 @@ import sqlite3
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import TracebackType
 
@@ -298,6 +299,12 @@ class Journal:
         if "in_flight" in statuses:
             found.update(in_flight)
         return found
+
+    def settle(self, rows: AbstractSet[int]) -> None:
+        """``rows``: what this run will not send, read at its start (``rows_to_skip``, every
+        sent row among them); the check before each request starts from them."""
+        if self._sent is None:
+            self._sent = SentBits(settled=rows)
 
     def counts(self) -> Counter[str]:
         """Rows by status."""

@@ -15,7 +15,7 @@ import runner
 import runner.api
 from runner.checkcache import cache_path
 from runner.checker import check_recipients
-from runner.errors import JournalError
+from runner.errors import CampaignInvalid, JournalError
 from runner.reportread import read_report
 from tests.integration.helpers import CampaignFiles, make_campaign, sandbox, send_env, statuses
 
@@ -60,13 +60,37 @@ def test_a_stopped_run_keeps_its_verdicts_and_the_rerun_uses_them(
     assert again.check.summary == first.check.summary
     assert statuses(read_report(again.report)) == first.counts  # the report still whole
 
-    # Lifting the cap changes the campaign: its rows are checked again, and the run finishes
-    # (the journal's fingerprint leaves pacing out, so it resumes).
-    files.yaml.write_text(files.yaml.read_text().replace("  max_messages_per_hour: 10\n", ""))
+    # Lifting the cap and raising the rate change how fast, not what: the verdicts still
+    # hold (the journal's fingerprint leaves pacing out too), and the run finishes.
+    text = files.yaml.read_text().replace("  max_messages_per_hour: 10\n", "")
+    files.yaml.write_text(text.replace("requests_per_second: 50", "requests_per_second: 80"))
     done = runner.send(files.yaml, sandbox=True)
-    assert len(passes) == 2
+    assert len(passes) == 1
     assert done.exit_code == 0 and done.counts == Counter(sent=30, invalid=1, duplicate=1)
     assert not kept.exists()  # nothing left to send: the verdicts are not kept
+
+
+def test_a_cap_that_changes_the_batches_checks_again(tmp_path: Path, passes: list[str]) -> None:
+    files = make_campaign(tmp_path, 30, sending={"batch_size": 10, "max_messages_per_hour": 20})
+    assert runner.send(files.yaml, sandbox=True).counts == Counter(sent=20, pending=10)
+    # A cap of 5 an hour makes batches of 5: a new pass plans them, not the kept verdicts
+    # (and the journal, which holds batches of 10, refuses the change).
+    files.yaml.write_text(files.yaml.read_text().replace("max_messages_per_hour: 20",
+                                                         "max_messages_per_hour: 5"))
+    with pytest.raises(JournalError, match="changed since this run started"):
+        runner.send(files.yaml, sandbox=True)
+    assert len(passes) == 2
+
+
+def test_a_lowered_budget_is_judged_on_the_reuse(tmp_path: Path, passes: list[str]) -> None:
+    files = capped_campaign(tmp_path)
+    runner.send(files.yaml, sandbox=True)
+    files.yaml.write_text(files.yaml.read_text() + "budget:\n  max_parts: 20\n")
+    with pytest.raises(CampaignInvalid) as refused:
+        runner.send(files.yaml, sandbox=True)
+    assert len(passes) == 1  # the kept verdicts, but the budget judged on the file as it is now
+    assert any(d.field == "budget.max_parts" and d.line is not None
+               for d in refused.value.diagnostics)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])

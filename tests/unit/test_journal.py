@@ -148,6 +148,23 @@ def test_a_row_already_sent_is_never_begun_again(store: Backend) -> None:
         assert j.rows_with_status("in_flight") == {3}
 
 
+def test_the_rows_a_resume_settles_guard_every_request(store: Backend) -> None:
+    """A rerun reads the rows it skips once; the check before each request starts from them
+    and still catches the rows this run sends."""
+    with store.open("fp") as j:
+        j.begin_batch("b1", [(2, "+6591234567"), (3, "+6591234568")])
+        j.finish_batch([sent(2, "+6591234567"), failed(3, "+6591234568")])
+    with store.open("fp") as j:
+        j.settle(j.rows_with_status("sent", "failed"))
+        for row, phone in ((2, "+6591234567"), (3, "+6591234568")):
+            with pytest.raises(JournalError, match=f"row {row} was already sent"):
+                j.begin_batch("r2-b1", [(row, phone)])
+        j.begin_batch("r2-b2", [(4, "+6591234569")])
+        j.finish_batch([sent(4, "+6591234569", "r2-b2")])
+        with pytest.raises(JournalError, match="row 4 was already sent"):
+            j.begin_batch("r2-b3", [(4, "+6591234569")])
+
+
 def test_a_released_batch_goes_back_to_not_attempted(store: Backend) -> None:
     with store.open("fp") as j:
         j.begin_batch("b1", [(2, "+6591234567")])
