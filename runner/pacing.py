@@ -44,24 +44,31 @@ def parts_of(body: str | None, ucs2: bool = False) -> int:
     return count_segments(body, ucs2=ucs2).parts if body else 1
 
 
+# Slack added to each limit's window for latency jitter between two requests: the provider
+# counts arrivals, not our sends. 15 ms a second costs 1.5% of the rate; 20 ms (2%) left the
+# achieved rate under 98%, and loopback and a real API's jitter stay well inside 15 ms.
+GUARD = 0.015
+
+
 def _paced_lane(rate: float | None, name: str) -> Lane:
-    """A limit as the provider sees it: bursts of a twentieth, 20 ms of slack per window."""
+    """A limit as the provider sees it: bursts of a twentieth, GUARD of slack per window."""
     lim = limits(rate)
     if lim is None:
         return Lane(None, name=name)
-    return Lane(rate, burst=max(1, lim[0] // 20), guard=0.02 * lim[1], name=name)
+    return Lane(rate, burst=max(1, lim[0] // 20), guard=GUARD * lim[1], name=name)
 
 
 def provider_limiter(sending: SendingSpec, *, clock: Clock = time.monotonic,
                      sleep: Sleep = asyncio.sleep) -> RateLimiter:
     """The limiter for Kaleyra: requests, and messages and parts a second when given, each
-    paced in bursts of a twentieth of its rate with 20 ms of slack per window, so that latency
-    jitter cannot push two windows into one second at the provider's end (costs 2% of a rate)."""
+    paced in bursts of a twentieth of its rate with 15 ms of slack per second, so that latency
+    jitter cannot push two windows into one second at the provider's end (costs 1.5% of a
+    rate)."""
     rate = sending.requests_per_second
     lim = limits(rate)
     return RateLimiter(rate, clock=clock, sleep=sleep,
                        burst=max(1, lim[0] // 20) if lim is not None else None,
-                       guard=0.02 * lim[1] if lim is not None else 0.0,
+                       guard=GUARD * lim[1] if lim is not None else 0.0,
                        lanes=[_paced_lane(sending.messages_per_second, "messages"),
                               _paced_lane(sending.parts_per_second, "parts")])
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.limiter import RateLimiter, limits, min_duration
+from runner.pacing import GUARD
 
 
 class VirtualTime:
@@ -307,10 +308,10 @@ def test_paced_bursts_spread_a_window_instead_of_sending_it_at_once() -> None:
     run(main)
 
 
-@pytest.mark.parametrize(("rate", "burst", "guard"), [(50, 2, 0.02), (166, 8, 0.02),
-                                                       (500, 25, 0.02)])
-def test_guarded_window_holds_and_keeps_97_percent_of_the_rate(
-        rate: int, burst: int, guard: float) -> None:
+@pytest.mark.parametrize("rate", [50, 166, 500, 1000])
+def test_guarded_window_holds_and_keeps_98_percent_of_the_rate(rate: int) -> None:
+    """The provider's limiter as shipped (runner.pacing): bursts of a twentieth, GUARD slack."""
+    burst, guard = rate // 20, GUARD
     class BurstyTime(VirtualTime):
         @staticmethod
         async def settle() -> None:  # a burst of 25 takes more loop turns than the default
@@ -333,8 +334,10 @@ def test_guarded_window_holds_and_keeps_97_percent_of_the_rate(
         # No window of 1 s plus the guard holds more than the rate: jitter up to the guard
         # between two requests cannot put more than `rate` into one second at the far end.
         assert_window(times, rate, 1.0 + guard)
-        achieved = (n - 1) / (times[-1] - times[0])
-        assert achieved >= 0.97 * rate  # the window assert above is the upper bound
+        # As the provider sees it once running: request i + rate comes how long after i.
+        gaps = [times[i + rate] - times[i] for i in range(n - rate)]
+        achieved = rate / (sum(gaps) / len(gaps))
+        assert achieved >= 0.98 * rate  # the window assert above is the upper bound
 
     run(main)
 
