@@ -163,6 +163,9 @@ def _by_code(code: str, message: str, status: int) -> Rejected | Transient | Amb
 def match_recipients(data: Sequence[object], numbers: Sequence[str],
                      request_id: str | None) -> Accepted:
     """Map data[] back to our numbers by digits (Kaleyra drops the '+'; order is not promised)."""
+    in_order = _in_order(data, numbers)
+    if in_order is not None:
+        return Accepted(in_order, (), request_id)
     by_digits = {_digits(n): n for n in numbers}
     ids: dict[str, str] = {}
     leftovers: list[tuple[str, str]] = []
@@ -186,6 +189,23 @@ def match_recipients(data: Sequence[object], numbers: Sequence[str],
             ids[tails[0]] = mid
     unmatched = tuple(n for n in numbers if n not in ids)
     return Accepted(ids, unmatched, request_id)
+
+
+def _in_order(data: Sequence[object], numbers: Sequence[str]) -> dict[str, str] | None:
+    """The usual answer, checked in one loop: an item a number, in our order, each the
+    number's digits (no '+') with a message id. None for anything else (the general match)."""
+    if len(data) != len(numbers):
+        return None
+    ids: dict[str, str] = {}
+    for item, number in zip(data, numbers, strict=True):
+        if type(item) is not dict:
+            return None
+        mid = item.get("message_id")
+        digits = number[1:] if number[:1] == "+" else number
+        if type(mid) is not str or not mid or item.get("recipient") != digits:
+            return None
+        ids[number] = mid
+    return ids if len(ids) == len(numbers) else None  # a number twice: the general match
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -236,6 +236,30 @@ async def test_accepted_maps_ids_back_by_digits(mocked: aioresponses,
                                ("+447700900123",), "648a")
 
 
+@pytest.mark.parametrize("numbers", [("+919876543210", "+14155550123"),
+                                     ("919876543210", "14155550123")])
+@pytest.mark.parametrize(("data", "expected"), [
+    # The usual answer: in order, digits only.
+    ([{"message_id": "x:1", "recipient": "919876543210"},
+      {"message_id": "x:2", "recipient": "14155550123"}], {0: "x:1", 1: "x:2"}),
+    # As many items, but one names a number of ours twice: the other is not taken as sent.
+    ([{"message_id": "x:1", "recipient": "919876543210"},
+      {"message_id": "x:2", "recipient": "919876543210"}], {0: "x:1"}),
+    # An item with no message id proves nothing for its number.
+    ([{"message_id": "x:1", "recipient": "919876543210"},
+      {"message_id": "", "recipient": "14155550123"}], {0: "x:1"}),
+    # A recipient as a JSON number, and one with a '+'.
+    ([{"message_id": "x:1", "recipient": 919876543210},
+      {"message_id": "x:2", "recipient": "+14155550123"}], {0: "x:1", 1: "x:2"}),
+])
+def test_an_answer_in_order_or_not_maps_the_same_ids(
+        numbers: tuple[str, str], data: list[dict[str, Any]], expected: dict[int, str]) -> None:
+    import json
+    outcome = classify_response(202, {}, json.dumps({"id": "x", "data": data}), numbers)
+    assert outcome == Accepted({numbers[i]: mid for i, mid in expected.items()},
+                               tuple(n for i, n in enumerate(numbers) if i not in expected), "x")
+
+
 def test_recipient_without_country_code_still_matches() -> None:
     text = '{"id": "x", "data": [{"message_id": "x:1", "recipient": "9876543210"}]}'
     outcome = classify_response(200, {}, text, ["+919876543210", "+14155550123"])
