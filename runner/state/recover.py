@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from runner.errors import InputError, display_path
-from runner.reportread import read_report
+from runner.reportread import read_report, read_report_cells
 from runner.state.records import JournalRow
 from runner.state.sqlite import Journal
 from runner.state.sqlitefile import journal_path
@@ -27,7 +27,11 @@ def records_a_send(report: Path) -> bool:
     if not report.is_file():
         return False
     try:
-        return any(row.get("status") in ANSWERED for row in read_report(report))
+        header, rows = read_report_cells(report)
+        if "text" in header or "status" not in header:
+            return False  # a dry run's preview (a send's report never holds the texts)
+        at = header.index("status")  # a word, never neutralised: the cells as written
+        return any(cells[at] in ANSWERED for _, cells in rows)
     except InputError:
         return False  # not a report: the report path checks say so, if it matters
 
