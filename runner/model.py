@@ -134,9 +134,10 @@ class Campaign:
         from runner.message import count_segments, placeholders, render
 
         s = self.sending
+        size = min(s.batch_size, MAX_BATCH)
         found: dict[str, int] = {}
         if s.messages_per_second is not None:
-            found["messages_per_second"] = max(1, int(s.messages_per_second))
+            found["messages_per_second"] = _tiling(max(1, int(s.messages_per_second)), size)
         if s.parts_per_second is not None:
             body = self.message.body
             parts = 1
@@ -144,12 +145,18 @@ class Campaign:
                 names = placeholders(body)
                 parts = count_segments(render(body, {n: n for n in names}),
                                        ucs2=self.message.unicode == "1").parts
-            found["parts_per_second"] = max(1, int(s.parts_per_second) // parts)
+            found["parts_per_second"] = _tiling(max(1, int(s.parts_per_second) // parts), size)
         for name in ("max_messages_per_hour", "max_messages_per_day"):
             cap = getattr(s, name)
             if cap is not None:
                 found[name] = max(1, cap)
-        return {k: v for k, v in found.items() if v < min(s.batch_size, MAX_BATCH)}
+        return {k: v for k, v in found.items() if v < size}
 
     def default_report_path(self, cwd: Path) -> Path:
         return self.report if self.report is not None else cwd / "reports" / f"{self.name}.csv"
+
+
+def _tiling(per_second: int, size: int) -> int:
+    """The largest batch, at most ``size``, of which a whole number fills ``per_second``: at
+    166 a second, batches of 83 (two a second), not 100 (one a second: 60% of the limit)."""
+    return per_second // -(-per_second // size)

@@ -246,8 +246,8 @@ def _pacing(campaign: Campaign, found: _Found) -> None:
         if limits:
             name, size = min(limits.items(), key=lambda item: item[1])
             found.warning(f"batches shrink from {min(sending.batch_size, 100)} to {size} numbers "
-                          f"to fit {name} ({getattr(sending, name):g}): one request never "
-                          "carries more than that allows", ("sending", name),
+                          f"to fit {name} ({getattr(sending, name):g}): whole batches fill each "
+                          "second, and none carries more than that allows", ("sending", name),
                           code="batch-shrunk")
     if sending.expires is not None and sending.expires <= datetime.now(UTC):
         found.warning(f"expires {sending.expires.isoformat()} has passed: a send would send "

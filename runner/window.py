@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runner.model import Window
@@ -31,8 +32,11 @@ class WindowState:
 ALWAYS_OPEN = WindowState(True, None, None)
 
 
+@lru_cache(maxsize=1024)
 def valid_timezone(name: str) -> bool:
-    """True when ``name`` is an IANA zone zoneinfo knows (for campaign checks)."""
+    """True when ``name`` is an IANA zone zoneinfo knows (for campaign checks). Cached: the
+    zone census asks once a number prefix, and zoneinfo's own cache keeps only 8 zones
+    strongly, so a mix of countries read their files again and again."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

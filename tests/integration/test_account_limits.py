@@ -79,6 +79,24 @@ def test_validate_says_when_a_per_second_limit_shrinks_the_batches(tmp_path: Pat
     assert plan.check.campaign.effective_batch_size == 40
 
 
+@pytest.mark.parametrize(("sending", "size"), [
+    ({"messages_per_second": 166}, 83),  # two batches a second, not one of 100 (60%)
+    ({"messages_per_second": 250}, 83),
+    ({"messages_per_second": 5000}, 100),
+    ({"parts_per_second": 199}, 99),
+])
+def test_batches_tile_each_second_of_a_per_second_limit(
+        tmp_path: Path, sending: dict[str, int], size: int) -> None:
+    files = make_campaign(tmp_path, 10, sending={"batch_size": 100, **sending})
+    code, out, err = cli("validate", str(files.yaml))
+    assert code == 0
+    shrunk = f"batches shrink from 100 to {size} numbers" in out + err
+    assert shrunk == (size < 100)
+    plan = runner.send(files.yaml, dry_run=True, report=tmp_path / "dry.csv")
+    assert plan.check is not None and plan.check.campaign is not None
+    assert plan.check.campaign.effective_batch_size == size
+
+
 def test_an_account_code_stops_the_run_and_a_rerun_after_the_fix_sends_everyone(
         tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 400, sending={"batch_size": 20, "concurrency": 1})

@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -347,3 +348,38 @@ def test_burst_and_guard_are_checked() -> None:
         RateLimiter(10, burst=0)
     with pytest.raises(ValueError):
         RateLimiter(10, guard=-0.1)
+
+
+@pytest.mark.parametrize(("per_second", "expected_size"), [(166, 83), (250, 83), (1000, 100)])
+def test_messages_a_second_are_kept_full_by_the_shipped_batches(
+        per_second: int, expected_size: int) -> None:
+    """The campaign's batches (runner.model) under the provider's limiter (runner.pacing):
+    the messages a second, as the provider counts them, reach 98% and never exceed it."""
+    from runner.model import Account, Campaign, MessageSpec, RecipientsSpec, SendingSpec
+    from runner.pacing import provider_limiter
+
+    sending = SendingSpec(batch_size=100, requests_per_second=100,
+                          messages_per_second=per_second)
+    campaign = Campaign(Path("c.yaml"), "c", Account("IN"), MessageSpec("KLRHXA", "TXN"),
+                        RecipientsSpec(Path("r.csv")), sending)
+    size = campaign.effective_batch_size
+    assert size == expected_size
+
+    async def main() -> None:
+        vt = VirtualTime()
+        limiter = provider_limiter(sending, clock=vt.clock, sleep=vt.sleep)
+        times: list[float] = []
+        batches = 8 * per_second // size  # eight seconds of sending
+
+        async def worker() -> None:
+            while len(times) < batches:
+                await limiter.acquire((size, size))
+                times.append(vt.now)
+
+        await vt.run([asyncio.create_task(worker()) for _ in range(4)])
+        sent = [t for t in times[:batches] for _ in range(size)]  # a time a message
+        assert_window(sent, per_second, 1.0)
+        gaps = [sent[i + per_second] - sent[i] for i in range(len(sent) - per_second)]
+        assert per_second / (sum(gaps) / len(gaps)) >= 0.98 * per_second
+
+    run(main)
