@@ -10,6 +10,7 @@ suppression list), so that the naive baseline and the runner must reach the same
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -22,6 +23,8 @@ SEED = 20261125
 DEFAULT_COUNTRY = "IN"
 FIRST_NAMES = ("Aarav", "Diya", "Vihaan", "Ananya", "Ishaan", "Kavya", "Arjun", "Meera",
                "Rohan", "Saanvi", "Kabir", "Tara")
+FIXED_BODY = "Your order has shipped and will reach you in 2-3 days. - KLRHXA"
+TEMPLATE_ID = "1107161234567890123"
 CITIES = ("Mumbai", "Pune", "Delhi", "Chennai", "Kolkata", "Bengaluru", "Hyderabad", "Jaipur")
 
 
@@ -195,11 +198,16 @@ def write_campaign(
     *,
     sending: Mapping[str, object] | None = None,
     stem: str | None = None,
+    body: str | None = None,
+    dlt_templates: str | None = None,
 ) -> CampaignFile:
     """An IN/TXN campaign (no implied send window) over ``source``, as ``folder/<stem>.yaml``.
 
     ``stem`` defaults to ``name``; two files with the same ``name`` and different ``sending``
     settings are the same run to the journal (rate and concurrency are not in its fingerprint).
+    ``body`` replaces the fixed text (placeholders name ``source``'s columns);
+    ``dlt_templates`` names a DLT template export in ``folder`` (``TEMPLATE_ID`` must be in it).
+    A ``sending`` value that is a mapping (a window) is written as a JSON (YAML flow) mapping.
     """
     folder.mkdir(parents=True, exist_ok=True)
     settings: dict[str, object] = {"batch_size": 100, "requests_per_second": 10000,
@@ -213,15 +221,17 @@ def write_campaign(
         "message:",
         "  sender: KLRHXA",
         "  type: TXN",
-        '  body: "Your order has shipped and will reach you in 2-3 days. - KLRHXA"',
-        '  template_id: "1107161234567890123"',
+        f"  body: {json.dumps(body or FIXED_BODY)}",
+        f'  template_id: "{TEMPLATE_ID}"',
         '  entity_id: "1101456789012345678"',
         "recipients:",
         f'  source: "{_inside(folder, source)}"',
         "  default_country: IN",
         "  max_invalid_ratio: 0.2",
+        *([f"dlt: {{templates: {json.dumps(dlt_templates)}}}"] if dlt_templates else []),
         "sending:",
-        *(f"  {key}: {value}" for key, value in settings.items()),
+        *(f"  {key}: {json.dumps(value) if isinstance(value, Mapping) else value}"
+          for key, value in settings.items()),
     ]
     yaml = folder / f"{stem or name}.yaml"
     yaml.write_text("\n".join(lines) + "\n", encoding="utf-8")
