@@ -129,7 +129,7 @@ def run_plan(ctx: Context, plan: RatePlan, seconds: int) -> RateResult:
 
 
 def step_rate(ctx: Context) -> None:
-    seconds = 3 if ctx.quick or ctx.sizes_given else 10
+    seconds = 2 if ctx.quick or ctx.sizes_given else 10
     results = [run_plan(ctx, plan, seconds) for plan in PLAN]
     section = Section(
         f"Achieved rate (about {seconds} s of sending each)",
@@ -142,7 +142,7 @@ def step_rate(ctx: Context) -> None:
         section.rows.append([
             f"{p.limit:,} {p.unit}/s", batch, str(p.concurrency()), f"{r.requests:,}",
             f"{r.numbers:,}", f"{r.achieved:,.1f}", f"{r.share:.1%}",
-            f"{r.least_gap * 1000:.0f}", f"{r.most:,}", "yes" if r.never_above else "NO"])
+            f"{r.least_gap * 1000:.1f}", f"{r.most:,}", "yes" if r.never_above else "NO"])
     section.notes.append(
         "arrival times are the sandbox's (GET /_sandbox/record), stamped when its handler "
         "starts; achieved: N over the mean time from arrival i to arrival i + N (1 s at "
