@@ -211,6 +211,18 @@ def send_argv(campaign: Path, report: Path, *extra: str) -> list[str]:
     return [*RUNNER, "send", str(campaign), "--report", str(report), *extra]
 
 
+def dry_run(ctx: Context, label: str, campaign: Path, report: Path, *, fresh: bool = True,
+            env: dict[str, str] | None = None, timeout: float = 1800.0) -> Ran:
+    """`campaign send --dry-run`, exit 0 expected; ``fresh``: with no earlier report at
+    ``report`` (a dry run over one reads it through first, to make sure it is not a send's:
+    a cost of its own, measured once by step validate)."""
+    if fresh:
+        report.unlink(missing_ok=True)
+    ran = ctx.run(label, send_argv(campaign, report, "--dry-run"), env=env, timeout=timeout)
+    expect(ran.code == 0, f"dry run {label} exited {ran.code}: {ran.stderr[-2000:]}")
+    return ran
+
+
 @dataclass(frozen=True, slots=True)
 class ReportCheck:
     """What a finished report holds: its rows by status, and whether it has every row once."""

@@ -18,6 +18,7 @@ from common import (
     Ran,
     Section,
     Target,
+    dry_run,
     dry_run_counts,
     expect,
     fmt,
@@ -68,10 +69,8 @@ def step_big(ctx: Context) -> None:
     generated, source = timed(partial(gendata.recipients_csv, ctx.data, rows))
     naive_row, naive_rows = _naive_per_row(ctx, rows)
     files = gendata.write_campaign(ctx.work, f"big-dry-{rows}", source)
-    dry = ctx.run(f"big-dry-run-{rows}", send_argv(files.yaml, ctx.work /
-                                                   f"big-dry-{rows}.report.csv", "--dry-run"),
-                  timeout=3600)
-    expect(dry.code == 0, f"dry run of {rows:,} rows exited {dry.code}: {dry.stderr[-2000:]}")
+    dry = dry_run(ctx, f"big-dry-run-{rows}", files.yaml,
+                  ctx.work / f"big-dry-{rows}.report.csv", timeout=3600)
     counts = dry_run_counts(dry.stdout)
     expect(counts is not None and counts.total == rows, f"dry run counted {counts}")
     assert counts is not None

@@ -11,14 +11,13 @@ import gendata
 import naive
 from common import (
     Context,
-    Ran,
     Section,
     Target,
+    dry_run,
     dry_run_counts,
     expect,
     mb,
     per_row,
-    send_argv,
     timed,
 )
 from measure import RUNNER
@@ -44,17 +43,6 @@ def _check_counts(path: Path) -> naive.Verdicts:
     assert s is not None
     expect(s.suppressed == 0, "no suppression list, yet rows were suppressed")
     return naive.Verdicts(s.valid, s.invalid, s.duplicates)
-
-
-def dry_run(ctx: Context, label: str, campaign: Path, report: Path, *, fresh: bool = True
-            ) -> Ran:
-    """`campaign send --dry-run`; ``fresh``: with no earlier report at ``report`` (a dry run
-    over one reads it through first, to make sure it is not a send's)."""
-    if fresh:
-        report.unlink(missing_ok=True)
-    ran = ctx.run(label, send_argv(campaign, report, "--dry-run"))
-    expect(ran.code == 0, f"dry run exited {ran.code}: {ran.stderr[-2000:]}")
-    return ran
 
 
 def _validate(ctx: Context, rows: int) -> Validated:

@@ -23,6 +23,7 @@ from common import (
     Ran,
     Section,
     Target,
+    dry_run,
     expect,
     fmt,
     forget_journal,
@@ -140,9 +141,7 @@ def step_send(ctx: Context) -> None:
         best.add("script", whole)
         best.add("script ready", ready)
         best.add("script posting", posting)
-        dry = ctx.run(f"send-dry-run-{i}", send_argv(files.yaml, dry_report, "--dry-run"),
-                      env=sb.env())
-        expect(dry.code == 0, f"dry run exited {dry.code}: {dry.stderr[-2000:]}")
+        dry = dry_run(ctx, f"send-dry-run-{i}", files.yaml, dry_report, env=sb.env())
         best.add("dry", dry.seconds)
         forget_journal(report)
         sb.reset()

@@ -22,6 +22,7 @@ from common import (
     Context,
     Section,
     Target,
+    dry_run,
     expect,
     fmt,
     forget_journal,
@@ -108,9 +109,7 @@ def _round(ctx: Context, cluster: PgCluster, campaign: Path, report: Path, dry_r
     """One dry run, one send with the sqlite journal, one with PostgreSQL (a new database:
     the run is keyed by campaign, region and SID)."""
     sb = ctx.sandbox()
-    dry = ctx.run(f"state-dry-run-{tag}", send_argv(campaign, dry_report, "--dry-run"),
-                  env=sb.env())
-    expect(dry.code == 0, f"dry run exited {dry.code}: {dry.stderr[-2000:]}")
+    dry = dry_run(ctx, f"state-dry-run-{tag}", campaign, dry_report, env=sb.env())
     best.add("dry", dry.seconds)
     url = cluster.create_database(f"bench_{tag.replace('-', '_')}")
     pg = f"postgres-fsync-{'on' if cluster.fsync else 'off'}"
