@@ -81,6 +81,7 @@ class Context:
     profiles: list[Path] = field(default_factory=list)
     dry_runs: dict[int, Ran] = field(default_factory=dict)  # rows -> a dry-run subprocess
     valid: dict[int, int] = field(default_factory=dict)  # rows -> valid (sendable) rows
+    numbers: dict[Path, list[str]] = field(default_factory=dict)  # CSV -> its valid E.164s
     bare_per_request: float | None = None  # seconds, from the send step
     _sandbox: sandboxproc.SandboxProcess | None = None
 

@@ -1,12 +1,15 @@
 """Benchmarks for runner: the figures issue 16 asks for, each against a baseline run beside it.
 
     python benchmarks/run.py            # the full run (10k, 100k, 1M rows, and 10M in step big)
-    python benchmarks/run.py --quick    # 10k and 100k, short rate runs, big at 100k
+    python benchmarks/run.py --quick    # 10k and 100k rows, short runs, big at 100k rows
     python benchmarks/run.py --steps validate --sizes 2000   # one step, one small size
 
-The full run takes about FULL_MINUTES minutes on this 2-core machine, most of it in step big
-(generating the 10M-row CSV the first time, the naive loop over 1M rows, a 10M-row dry run and
-a 10M-row send); without big, about WITHOUT_BIG minutes. --quick: QUICK_MINUTES minutes.
+How long it takes, on this 2-core machine shared with other work (2026-12-02, when it ran the
+naive loop at 55-70 µs a row, three times slower than for benchmarks/results.md): --quick 141 s
+(every step at 100k rows at most, big included); the full run about 20 minutes, half of it step
+big (595 s measured: 30 s to generate the 10M-row CSV the first time, 55 s the naive loop over
+1M rows, 138 s the 10M-row dry run, 365 s the 10M-row send), the other steps about 11 minutes
+(estimated from their sizes, not run together: the full run was not run for this change).
 
 Every figure is a ratio against a baseline measured side by side in the same run, since
 absolute times on shared machines drift. Steps, and issue 16's target each one measures:

@@ -56,7 +56,9 @@ def bare_inputs(ctx: Context, source: Path, campaign_yaml: Path) -> BareInputs:
                                                  loaded.campaign.message.body))
     payload.pop("to")
     payload["flash"] = int(payload["flash"])  # as post_sms sends it in JSON
-    numbers = naive.valid_numbers(source)
+    numbers = ctx.numbers.get(source)
+    if numbers is None:  # the naive pass: seconds a 100k rows, so once a run
+        numbers = ctx.numbers[source] = naive.valid_numbers(source)
     size = loaded.campaign.effective_batch_size
     batches = [numbers[i:i + size] for i in range(0, len(numbers), size)]
     path = ctx.work / f"batches-{source.stem}.json"
