@@ -21,8 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from runner.answers import Accepted, Outcome  # noqa: E402
 from runner.engine import Engine, RetryPolicy  # noqa: E402
-from runner.kaleyra import Accepted, Outcome  # noqa: E402
 from runner.limiter import RateLimiter  # noqa: E402
 from runner.plan import Batch  # noqa: E402
 from runner.state import RunKey, Store, open_store  # noqa: E402
