@@ -1,5 +1,7 @@
-"""Shared state: `campaign send --state postgresql://...` for real, in a subprocess, against the
-sandbox and a throwaway PostgreSQL (tests/pgcluster.py); and the file journal's lost-state guard.
+"""Shared state: `campaign send --state postgresql://...` for real against the sandbox and a
+throwaway PostgreSQL (tests/pgcluster.py); and the file journal's lost-state guard. The runs that
+are killed, stopped or raced are subprocesses; the reruns after them, and runs that stand alone,
+go through the same CLI in the test process (``send_in_process``).
 
 The run lives in the database, keyed by campaign name, region and SID: a rerun from another,
 empty folder that holds only the campaign and its CSV resumes it. From the sandbox's own record,
@@ -31,6 +33,7 @@ from tests.integration.helpers import (
     run_send,
     sandbox,
     send_env,
+    send_in_process,
     start_send,
     statuses,
     wait_until,
@@ -71,7 +74,7 @@ def test_sigkill_then_a_rerun_from_an_empty_folder_resumes_and_sends_nobody_twic
         assert 0 < sum(before.values()) < 2000
 
         elsewhere = moved(files, tmp_path / "runner-2")  # no report, no journal: only the state
-        rerun = run_send(elsewhere, sb.base_url, "--state", pg_url, timeout=60)
+        rerun = send_in_process(elsewhere, sb.base_url, "--state", pg_url, timeout=60)
         assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(elsewhere)
@@ -84,7 +87,7 @@ def test_sigkill_then_a_rerun_from_an_empty_folder_resumes_and_sends_nobody_twic
         assert set(got) == set(files.phones)
         assert not elsewhere.journal.exists()  # the state is in the database, not beside it
 
-        again = run_send(moved(files, tmp_path / "runner-3"), sb.base_url, "--state", pg_url)
+        again = send_in_process(moved(files, tmp_path / "runner-3"), sb.base_url, "--state", pg_url)
         assert again.code == EXIT_INCOMPLETE, again.stderr  # a finished run: nothing sent
         assert deliveries(sb.record) == got
     no_password(killed.stderr, rerun.stdout, rerun.stderr, again.stdout, again.stderr,
@@ -130,7 +133,7 @@ def test_the_database_stopped_mid_run_stops_it_with_75_and_a_rerun_finishes(
         assert "Traceback" not in stopped.stderr
         assert sum(sent_then.values()) < 2000  # it stopped: no new batches after the loss
 
-        rerun = run_send(files, sb.base_url, "--state", pg_url, timeout=60)
+        rerun = send_in_process(files, sb.base_url, "--state", pg_url, timeout=60)
         assert rerun.code in (EXIT_OK, EXIT_INCOMPLETE), rerun.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(files)
@@ -150,7 +153,7 @@ def test_an_unreachable_database_sends_nothing_and_exits_75(tmp_path: Path,
     files = make_campaign(tmp_path, 100)
     url = f"postgresql://runner:{PASSWORD}@127.0.0.1:{free_port()}/campaigns"
     with sandbox() as sb:
-        done = run_send(files, sb.base_url, "--state", url)
+        done = send_in_process(files, sb.base_url, "--state", url)
         assert sb.record.requests == []
     assert done.code == EXIT_STOPPED, done.stderr
     assert "cannot reach the state store postgresql://runner:***@127.0.0.1" in done.stderr
@@ -161,7 +164,7 @@ def test_an_unreachable_database_sends_nothing_and_exits_75(tmp_path: Path,
 def test_status_reads_the_run_s_settings_from_the_state(tmp_path: Path, pg_url: str) -> None:
     files = make_campaign(tmp_path / "a", 120)
     with sandbox() as sb:
-        sent = run_send(files, sb.base_url, "--state", pg_url)
+        sent = send_in_process(files, sb.base_url, "--state", pg_url)
         assert sent.code == EXIT_OK, sent.stderr
         report = tmp_path / "elsewhere" / "report.csv"
         report.parent.mkdir()
@@ -197,14 +200,14 @@ def test_a_report_without_its_journal_is_refused_and_can_be_recovered(tmp_path: 
         files.journal.unlink()  # a CI runner's workspace, gone
         report_before = files.report.read_bytes()
 
-        refused = run_send(files, sb.base_url)
+        refused = send_in_process(files, sb.base_url)
         assert refused.code == EXIT_INVALID, refused.stderr
         assert "--recover-from-report" in refused.stderr and "--fresh" in refused.stderr
         assert "Nothing sent" in refused.stderr and "Traceback" not in refused.stderr
         assert deliveries(sb.record) == first
         assert files.report.read_bytes() == report_before
 
-        recovered = run_send(files, sb.base_url, "--recover-from-report", timeout=60)
+        recovered = send_in_process(files, sb.base_url, "--recover-from-report", timeout=60)
         assert recovered.code == EXIT_OK, recovered.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(files)
