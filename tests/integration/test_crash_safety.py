@@ -29,6 +29,7 @@ from runner.sandbox import Faults
 from tests.integration.helpers import (
     CampaignFiles,
     accepted_requests,
+    answer_at_once,
     assert_accounted,
     assert_at_most_once,
     assert_no_secret,
@@ -130,6 +131,7 @@ def test_sigterm_stops_within_seconds_with_a_full_report_and_the_rerun_finishes(
         assert counts["sent"] == sum(got.values()), counts
         assert set(counts) == {"sent", "pending"}
 
+        answer_at_once(sb)  # the slow answers made the stop's point; the rerun needs none
         rerun = run_send(files, sb.base_url)
         assert rerun.code == EXIT_OK, rerun.stderr
         got = assert_at_most_once(sb.record)
@@ -421,14 +423,16 @@ def test_requests_that_outlast_the_grace_period_are_cut_off_and_reported_unknown
 
 def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
         tmp_path: Path) -> None:
-    # Both batches go at once and take 5 s to answer: the first run is still in progress when
-    # the second has started up, even on a loaded machine (start-up alone can take 2 s there).
-    files = make_campaign(tmp_path, 100, sending={"batch_size": 50, "concurrency": 2})
-    with sandbox(faults=Faults(latency=5.0)) as sb:
+    # Two batches at a time, each answered after 1 s: the first run would take 6 s, so it is
+    # still in progress when the second has started up, even on a loaded machine (start-up
+    # alone can take 2 s there). Once the second is refused, the answers come at once.
+    files = make_campaign(tmp_path, 600, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(latency=1.0)) as sb:
         first = start_send(files, sb.base_url)
         wait_until(lambda: accepted_requests(sb.record) >= 1, proc=first, what="a request")
         second = run_send(files, sb.base_url)
         assert first.poll() is None, "the first run ended before the second was refused"
+        answer_at_once(sb)
         assert second.code == EXIT_INVALID, second.stderr
         assert "in use by another run" in second.stderr
         assert "Traceback" not in second.stderr
@@ -436,7 +440,7 @@ def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
     rows = _check_run(files, got)
-    assert statuses(rows) == Counter(sent=100)
+    assert statuses(rows) == Counter(sent=600)
 
 
 def test_the_window_closing_mid_run_stops_like_sigterm(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     REPO,
     CampaignFiles,
     accepted_requests,
+    answer_at_once,
     assert_accounted,
     assert_at_most_once,
     assert_no_secret,
@@ -98,11 +99,15 @@ def test_a_second_concurrent_send_sends_nothing_and_exits_75(tmp_path: Path,
                                                              pg_url: str) -> None:
     files = make_campaign(tmp_path / "a", 2000, sending={"batch_size": 50, "concurrency": 2})
     other = moved(files, tmp_path / "b")
-    with sandbox(faults=Faults(latency=0.3)) as sb:
+    # Answers after 1 s hold the first run for 20 s, whatever the second's start-up takes; once
+    # the second is refused they come at once.
+    with sandbox(faults=Faults(latency=1.0)) as sb:
         first = start_send(files, sb.base_url, "--state", pg_url)
         wait_until(lambda: accepted_requests(sb.record) >= 1, proc=first, what="a request")
         env = send_env(sb.base_url) | {"CAMPAIGN_STATE": pg_url}  # the variable, this time
         second = run_send(other, sb.base_url, env=env)
+        assert first.poll() is None, "the first run ended before the second was refused"
+        answer_at_once(sb)
         assert second.code == EXIT_STOPPED, second.stderr
         assert "being sent by another process" in second.stderr
         assert "nothing sent" in second.stderr and "Traceback" not in second.stderr
