@@ -88,7 +88,16 @@ class PgCluster:
                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
                   "--locale=C", "--no-sync", "--no-instructions")
         pwfile.unlink()
-        self.start_server()
+        for attempt in range(5):
+            try:
+                self.start_server()
+                break
+            except RuntimeError as failure:
+                # The port was free when picked, but another process (a second pytest-xdist
+                # worker starting its own cluster) may have taken it since: pick another.
+                if attempt == 4 or "could not bind" not in str(failure):
+                    raise
+                self.port = _free_port()
         self.started_in = time.monotonic() - began
         return self
 

@@ -3,13 +3,15 @@
 A test makes a campaign and a CSV of N numbers in its tmp_path (``make_campaign``), starts a
 sandbox (``SandboxThread`` in the test process, on 127.0.0.1, with a distinctive API key so
 that leaks can be searched for), and runs ``python -m runner send`` in a subprocess pointed at it
-through ``KALEYRA_BASE_URL`` (``start_send``/``run_send``). Waiting is always a poll with a
-deadline (``wait_until``), never a fixed sleep.
+through ``KALEYRA_BASE_URL`` (``start_send``/``run_send``), or, where the process boundary is
+not what is tested, the same command in this process (``send_in_process``). Waiting is always a
+poll with a deadline (``wait_until``), never a fixed sleep.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import socket
 import subprocess
@@ -120,6 +122,13 @@ def free_port() -> int:
     return port
 
 
+def answer_at_once(sb: SandboxThread) -> None:
+    """From now on the sandbox answers without its latency (the requests already waiting keep
+    theirs): a run held alive by slow answers, while a test does something beside it, then
+    finishes without waiting them all out."""
+    sb.server.faults = dataclasses.replace(sb.server.faults, latency=0.0)
+
+
 def accepted_requests(record: SandboxRecord) -> int:
     return len(list(record.accepted))
 
@@ -190,6 +199,55 @@ def finish(proc: subprocess.Popen[str], timeout: float = 15.0) -> Finished:
 def run_send(files: CampaignFiles, base_url: str, *args: str, timeout: float = 15.0,
              env: Mapping[str, str] | None = None) -> Finished:
     return finish(start_send(files, base_url, *args, env=env), timeout)
+
+
+def send_in_process(files: CampaignFiles, base_url: str, *args: str, timeout: float = 15.0,
+                    api_key: str = TEST_API_KEY) -> Finished:
+    """``campaign send CAMPAIGN ARGS`` through ``runner.cli.main`` in this process, in the
+    campaign's folder with the ``KALEYRA_*`` variables ``start_send`` gives the child: what a
+    run does against a server, without the interpreter's start-up (over half a second of CPU
+    a run). For what is not about the process boundary: signals, kills and a second process on
+    the same run need ``start_send``/``run_send``.
+
+    The run has a thread of its own so that a hang fails after ``timeout`` as ``run_send``'s
+    does (off the main thread the run installs no signal handlers, which only a signal would
+    notice). ``seconds`` is the whole run.
+    """
+    import io
+    import threading
+
+    import pytest
+
+    from runner.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    result: list[int] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(main(["send", str(files.yaml), *args], stdout=out, stderr=err))
+        except BaseException as exc:  # cli.main returns codes; anything else is the test's
+            failure.append(exc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("KALEYRA_")]:
+            patch.delenv(name)
+        for name, value in send_env(base_url, api_key=api_key).items():
+            if name.startswith("KALEYRA_"):
+                patch.setenv(name, value)
+        patch.chdir(files.yaml.parent)
+        started = time.monotonic()
+        thread = threading.Thread(target=run, name="campaign-send", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        seconds = time.monotonic() - started
+        if thread.is_alive():
+            raise AssertionError(f"`campaign send` did not finish in {timeout} s\n"
+                                 f"{err.getvalue()}")
+    if failure:
+        raise failure[0]
+    return Finished(result[0], out.getvalue(), err.getvalue(), seconds)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 8.0, what: str = "",

@@ -1,8 +1,11 @@
 """Fault injection: `campaign send` killed, stopped, or talking to a misbehaving server.
 
-Every test runs the real command in a subprocess against a sandbox on 127.0.0.1 and checks, from
-the sandbox's own record, that nobody received two messages, and from the report, that every row
-of the CSV is accounted for, once and in order.
+Every test runs the real command against a sandbox on 127.0.0.1 and checks, from the sandbox's
+own record, that nobody received two messages, and from the report, that every row of the CSV is
+accounted for, once and in order. What is killed, stopped by a signal or raced by a second run is
+a real `python -m runner send` subprocess; the rest (a misbehaving server, a rerun after a kill)
+runs the same command in the test process (``send_in_process``), which spares the interpreter's
+start-up but still goes through the CLI, its exit codes and its messages.
 
 Timing bounds leave out the child's start-up (interpreter, imports, reading the campaign: over a
 second on a busy machine): they are measured from the signal the test sends, or from the first
@@ -26,6 +29,7 @@ from runner.sandbox import Faults
 from tests.integration.helpers import (
     CampaignFiles,
     accepted_requests,
+    answer_at_once,
     assert_accounted,
     assert_at_most_once,
     assert_no_secret,
@@ -37,6 +41,7 @@ from tests.integration.helpers import (
     report_rows,
     run_send,
     sandbox,
+    send_in_process,
     start_send,
     statuses,
     wait_until,
@@ -126,6 +131,7 @@ def test_sigterm_stops_within_seconds_with_a_full_report_and_the_rerun_finishes(
         assert counts["sent"] == sum(got.values()), counts
         assert set(counts) == {"sent", "pending"}
 
+        answer_at_once(sb)  # the slow answers made the stop's point; the rerun needs none
         rerun = run_send(files, sb.base_url)
         assert rerun.code == EXIT_OK, rerun.stderr
         got = assert_at_most_once(sb.record)
@@ -158,7 +164,7 @@ def test_a_second_sigint_stops_at_once_and_loses_nothing(tmp_path: Path) -> None
     assert counts == Counter(unknown=200, pending=400), counts
 
     with sandbox() as fast:  # the same campaign, to a server that answers at once
-        rerun = run_send(files, fast.base_url)
+        rerun = send_in_process(files, fast.base_url)
         second = deliveries(fast.record)
     assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
     assert not set(first) & set(second)  # the unknown rows were not sent again
@@ -174,7 +180,7 @@ def test_connections_dropped_after_the_request_was_read_are_unknown_never_resent
         tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 4})
     with sandbox(faults=Faults(every_drop_after=3)) as sb:
-        first = run_send(files, sb.base_url)
+        first = send_in_process(files, sb.base_url)
         assert first.code == EXIT_INCOMPLETE, first.stderr
         got = assert_at_most_once(sb.record)
         rows = _check_run(files, got)
@@ -185,7 +191,7 @@ def test_connections_dropped_after_the_request_was_read_are_unknown_never_resent
         # The server accepted every request, dropped ones included: each number exactly once.
         assert set(got) == set(files.phones)
 
-        again = run_send(files, sb.base_url)
+        again = send_in_process(files, sb.base_url)
         assert again.code == EXIT_INCOMPLETE
         assert deliveries(sb.record) == got
         assert statuses(report_rows(files)) == counts
@@ -195,7 +201,7 @@ def test_connections_dropped_after_the_request_was_read_are_unknown_never_resent
 def test_connections_dropped_before_accepting_are_unknown_until_resent(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 1000, sending={"batch_size": 50, "concurrency": 4})
     with sandbox(faults=Faults(every_drop_before=4)) as sb:
-        first = run_send(files, sb.base_url)
+        first = send_in_process(files, sb.base_url)
         assert first.code == EXIT_INCOMPLETE, first.stderr
         got = assert_at_most_once(sb.record)
         rows = _check_run(files, got)
@@ -205,7 +211,7 @@ def test_connections_dropped_before_accepting_are_unknown_until_resent(tmp_path:
         assert not unknown & set(got)  # the client cannot tell, but these never arrived
 
         # Four batches to resend; the sandbox's 24th request (the 4th resend) is dropped again.
-        resend = run_send(files, sb.base_url, "--resend-unknown")
+        resend = send_in_process(files, sb.base_url, "--resend-unknown")
         got = assert_at_most_once(sb.record)
         rows = _check_run(files, got)
         assert statuses(rows) == Counter(sent=1000 - 50, unknown=50)
@@ -217,7 +223,7 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(tmp_path: Path) -> None
                                                    "requests_per_second": 100,
                                                    "max_attempts": 3})
     with sandbox(faults=Faults(every_429=2, retry_after=0.4)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         log = list(sb.record.requests)
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
@@ -235,7 +241,7 @@ def test_answers_slower_than_the_timeout_are_unknown_and_never_resent(tmp_path: 
     files = make_campaign(tmp_path, 500, sending={"batch_size": 50, "concurrency": 4,
                                                    "timeout": 0.3})
     with sandbox(faults=Faults(slow_every=4, slow_latency=5.0)) as sb:
-        first = run_send(files, sb.base_url)
+        first = send_in_process(files, sb.base_url)
         ended = time.monotonic()  # the sandbox's clock (same process)
         assert first.code == EXIT_INCOMPLETE, first.stderr
         # The client gave up after 0.3 s: it was gone before any slow answer (5 s) could come.
@@ -247,7 +253,7 @@ def test_answers_slower_than_the_timeout_are_unknown_and_never_resent(tmp_path: 
         assert set(got) == set(files.phones)  # the slow requests were accepted all the same
         assert {r["error_code"] for r in rows if r["status"] == "unknown"} == {"TIMEOUT"}
 
-        again = run_send(files, sb.base_url)
+        again = send_in_process(files, sb.base_url)
         assert again.code == EXIT_INCOMPLETE
         assert deliveries(sb.record) == got  # never resent
     assert_no_secret(first.stdout, first.stderr, folder=tmp_path)
@@ -287,7 +293,7 @@ def test_a_changed_campaign_is_refused_and_fresh_starts_over(tmp_path: Path) -> 
 
         text = files.yaml.read_text(encoding="utf-8")
         files.yaml.write_text(text.replace("has shipped", "is on its way"), encoding="utf-8")
-        refused = run_send(files, sb.base_url)
+        refused = send_in_process(files, sb.base_url)
         assert refused.code == EXIT_INVALID
         assert "changed" in refused.stderr and "--fresh" in refused.stderr
         assert "report.csv.journal" in refused.stderr
@@ -295,7 +301,7 @@ def test_a_changed_campaign_is_refused_and_fresh_starts_over(tmp_path: Path) -> 
         assert deliveries(sb.record) == partial  # nothing sent
         assert files.report.read_bytes() == report_before  # the report is left as it was
 
-        fresh = run_send(files, sb.base_url, "--fresh")
+        fresh = send_in_process(files, sb.base_url, "--fresh")
         assert fresh.code == EXIT_OK, fresh.stderr
         rows = report_rows(files)
         assert_accounted(files, rows)
@@ -316,7 +322,7 @@ def test_outside_the_window_nothing_is_sent_and_it_exits_75(tmp_path: Path) -> N
     window = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "timezone": "UTC"}
     files = make_campaign(tmp_path, 300, sending={"window": window})
     with sandbox() as sb:
-        closed = run_send(files, sb.base_url)
+        closed = send_in_process(files, sb.base_url)
         assert closed.code == EXIT_STOPPED, closed.stderr
         assert sb.record.requests == []  # not a single request
     assert "window" in closed.stderr and window["start"] in closed.stderr
@@ -344,7 +350,7 @@ def test_sigterm_during_a_retry_after_wait_stops_at_once_and_keeps_the_batch_pen
     assert statuses(rows) == Counter(sent=50, pending=250)  # the refused batch is not unknown
 
     with sandbox() as sb:
-        rerun = run_send(files, sb.base_url)
+        rerun = send_in_process(files, sb.base_url)
         second = deliveries(sb.record)
     assert rerun.code == EXIT_OK, rerun.stderr
     assert max((first + second).values()) == 1
@@ -408,7 +414,7 @@ def test_requests_that_outlast_the_grace_period_are_cut_off_and_reported_unknown
     assert statuses(rows) == Counter(unknown=100, pending=200)
 
     with sandbox() as fast:
-        rerun = run_send(files, fast.base_url)
+        rerun = send_in_process(files, fast.base_url)
         second = deliveries(fast.record)
     assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
     assert max((first + second).values()) == 1
@@ -417,14 +423,16 @@ def test_requests_that_outlast_the_grace_period_are_cut_off_and_reported_unknown
 
 def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
         tmp_path: Path) -> None:
-    # Both batches go at once and take 5 s to answer: the first run is still in progress when
-    # the second has started up, even on a loaded machine (start-up alone can take 2 s there).
-    files = make_campaign(tmp_path, 100, sending={"batch_size": 50, "concurrency": 2})
-    with sandbox(faults=Faults(latency=5.0)) as sb:
+    # Two batches at a time, each answered after 1 s: the first run would take 6 s, so it is
+    # still in progress when the second has started up, even on a loaded machine (start-up
+    # alone can take 2 s there). Once the second is refused, the answers come at once.
+    files = make_campaign(tmp_path, 600, sending={"batch_size": 50, "concurrency": 2})
+    with sandbox(faults=Faults(latency=1.0)) as sb:
         first = start_send(files, sb.base_url)
         wait_until(lambda: accepted_requests(sb.record) >= 1, proc=first, what="a request")
         second = run_send(files, sb.base_url)
         assert first.poll() is None, "the first run ended before the second was refused"
+        answer_at_once(sb)
         assert second.code == EXIT_INVALID, second.stderr
         assert "in use by another run" in second.stderr
         assert "Traceback" not in second.stderr
@@ -432,7 +440,7 @@ def test_a_second_run_on_the_same_report_is_refused_while_the_first_runs(
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
     rows = _check_run(files, got)
-    assert statuses(rows) == Counter(sent=100)
+    assert statuses(rows) == Counter(sent=600)
 
 
 def test_the_window_closing_mid_run_stops_like_sigterm(tmp_path: Path) -> None:
@@ -479,7 +487,7 @@ def test_errors_after_processing_are_unknown_and_nobody_gets_two(tmp_path: Path)
                                                     "on_ambiguous": "mark_unknown"})
     faults = Faults(every_500_after=7, every_502_after=3, every_504_after=5)
     with sandbox(faults=faults) as sb:
-        first = run_send(files, sb.base_url)
+        first = send_in_process(files, sb.base_url)
         got = assert_at_most_once(sb.record)  # none of them was retried
         hit = [r for r in sb.record.requests if r.fault]
         assert {r.status for r in hit} == {500, 502, 504}
@@ -491,7 +499,7 @@ def test_errors_after_processing_are_unknown_and_nobody_gets_two(tmp_path: Path)
         assert first.code == EXIT_INCOMPLETE, first.stderr
         assert "--resend-unknown" in first.stderr
 
-        again = run_send(files, sb.base_url)
+        again = send_in_process(files, sb.base_url)
         assert deliveries(sb.record) == got  # a rerun leaves them alone
         assert again.code == EXIT_INCOMPLETE
     assert_no_secret(first.stdout, first.stderr, folder=tmp_path)
@@ -500,7 +508,7 @@ def test_errors_after_processing_are_unknown_and_nobody_gets_two(tmp_path: Path)
 def test_a_redirect_is_not_followed_and_its_batch_is_unknown(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 500, sending={"batch_size": 50, "concurrency": 2})
     with sandbox(faults=Faults(every_redirect=4)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         got = assert_at_most_once(sb.record)
         redirected = [r for r in sb.record.requests if r.fault == "redirect"]
         assert len(redirected) == 2 and len(sb.record.requests) == 10  # nothing followed it
@@ -517,7 +525,7 @@ def test_a_huge_answer_is_not_read_and_its_batch_is_unknown(tmp_path: Path) -> N
     files = make_campaign(tmp_path, 300, sending={"batch_size": 50, "concurrency": 2})
     huge = 512 << 20
     with sandbox(faults=Faults(every_huge=3, huge_bytes=huge)) as sb:
-        done = run_send(files, sb.base_url, timeout=30)
+        done = send_in_process(files, sb.base_url, timeout=30)
         got = assert_at_most_once(sb.record)
         streamed = list(sb.record.streamed)
     assert done.code == EXIT_INCOMPLETE, done.stderr
@@ -561,7 +569,7 @@ def test_an_answer_trickled_out_byte_by_byte_is_cut_off_and_unknown(tmp_path: Pa
     files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 2,
                                                    "timeout": 0.4})
     with sandbox(faults=Faults(every_trickle=2, trickle_interval=0.05)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         got = assert_at_most_once(sb.record)
     # Each byte comes well within the read timeout; the answer as a whole does not.
     assert done.seconds < 4.0, done.stderr
@@ -577,7 +585,7 @@ def test_a_short_server_keep_alive_turns_no_unsent_request_unknown(tmp_path: Pat
     files = make_campaign(tmp_path, 150, sending={"batch_size": 50, "concurrency": 1,
                                                    "requests_per_second": 0.5})
     with sandbox(faults=Faults(keepalive=1.5)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         got = assert_at_most_once(sb.record)
         stale = [r for r in sb.record.requests if r.fault == "stale_connection"]
     assert stale == []
@@ -605,7 +613,7 @@ def test_sigkill_while_a_batch_waits_out_a_429_leaves_it_pending_not_unknown(
     assert sum(first.values()) == 50
 
     with sandbox() as sb:
-        rerun = run_send(files, sb.base_url)
+        rerun = send_in_process(files, sb.base_url)
         second = deliveries(sb.record)
     assert rerun.code == EXIT_OK, rerun.stderr  # nothing unknown: the waiting batch was pending
     assert "were in flight" not in rerun.stderr
@@ -620,7 +628,7 @@ def test_a_retry_after_of_hours_stops_the_run_and_says_when_to_rerun(
                                                    "requests_per_second": 100})
     summary = tmp_path / "summary.json"
     with sandbox(faults=Faults(every_503=2, retry_after_text=retry_after)) as sb:
-        stopped = run_send(files, sb.base_url, "--summary-json", str(summary))
+        stopped = send_in_process(files, sb.base_url, "--summary-json", str(summary))
         first = assert_at_most_once(sb.record)
         asked = len(sb.record.requests)
     assert stopped.code == EXIT_STOPPED, stopped.stderr
@@ -639,7 +647,7 @@ def test_a_retry_after_of_hours_stops_the_run_and_says_when_to_rerun(
     assert statuses(rows) == Counter(sent=50, pending=150)  # the 503 proved nothing was sent
 
     with sandbox() as sb:
-        rerun = run_send(files, sb.base_url)
+        rerun = send_in_process(files, sb.base_url)
         second = deliveries(sb.record)
     assert rerun.code == EXIT_OK, rerun.stderr
     assert max((first + second).values()) == 1
@@ -650,7 +658,7 @@ def test_a_retry_after_that_is_not_a_wait_falls_back_to_backoff(tmp_path: Path,
                                                                 retry_after: str) -> None:
     files = make_campaign(tmp_path, 200, sending={"batch_size": 50, "concurrency": 1})
     with sandbox(faults=Faults(every_429=2, retry_after_text=retry_after)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         got = assert_at_most_once(sb.record)
     assert done.code == EXIT_OK, done.stderr
     assert done.seconds < 5.0
@@ -660,7 +668,7 @@ def test_a_retry_after_that_is_not_a_wait_falls_back_to_backoff(tmp_path: Path,
 def test_a_retry_after_past_max_duration_leaves_the_batch_pending(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 50, sending={"batch_size": 50, "max_duration": 5})
     with sandbox(faults=Faults(every_429=1, retry_after=120)) as sb:
-        done = run_send(files, sb.base_url)
+        done = send_in_process(files, sb.base_url)
         assert len(sb.record.requests) == 1
     assert done.code == EXIT_STOPPED, done.stderr
     assert done.seconds < 5.0  # not the 120 s

@@ -20,9 +20,9 @@ from tests.integration.helpers import (
     assert_at_most_once,
     finish,
     make_campaign,
-    run_send,
     sandbox,
     send_env,
+    send_in_process,
     statuses,
     wait_until,
 )
@@ -39,10 +39,10 @@ def cli(*argv: str) -> tuple[int, str, str]:
 def test_a_symlinked_report_resumes_the_run_it_points_at(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 60)
     with sandbox() as sb:
-        assert run_send(files, sb.base_url).code == 0
+        assert send_in_process(files, sb.base_url).code == 0
         latest = tmp_path / "latest.csv"
         latest.symlink_to(files.report)
-        again = run_send(files, sb.base_url, "--report", str(latest))
+        again = send_in_process(files, sb.base_url, "--report", str(latest))
         got = assert_at_most_once(sb.record)
     assert again.code == 0, again.stderr
     assert sum(got.values()) == 60  # nobody twice: the link found the run's own journal
@@ -53,10 +53,10 @@ def test_a_symlinked_report_resumes_the_run_it_points_at(tmp_path: Path) -> None
 def test_a_hard_linked_report_is_refused(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 10)
     with sandbox() as sb:
-        assert run_send(files, sb.base_url).code == 0
+        assert send_in_process(files, sb.base_url).code == 0
         linked = tmp_path / "copy.csv"
         os.link(files.report, linked)
-        refused = run_send(files, sb.base_url, "--report", str(linked))
+        refused = send_in_process(files, sb.base_url, "--report", str(linked))
         assert sum(assert_at_most_once(sb.record).values()) == 10
     assert refused.code == 1 and "hard link" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -65,7 +65,7 @@ def test_a_hard_linked_report_is_refused(tmp_path: Path) -> None:
 def test_a_report_path_that_names_a_journal_is_refused(tmp_path: Path) -> None:
     files = make_campaign(tmp_path, 10)
     with sandbox() as sb:
-        assert run_send(files, sb.base_url).code == 0
+        assert send_in_process(files, sb.base_url).code == 0
     before = files.journal.read_bytes()
     for target in (files.journal, tmp_path / "other.csv.journal"):
         code, _, err = cli("send", str(files.yaml), "--dry-run", "--report", str(target))
@@ -159,7 +159,7 @@ def test_a_journal_that_fills_the_disk_mid_run_stops_with_75(tmp_path: Path) -> 
         assert "Traceback" not in stopped.stderr
         assert "rerun" in stopped.stderr and "nothing was sent" not in stopped.stderr
         assert 0 < sent_before < 3000
-        rerun = run_send(files, sb.base_url, timeout=60)
+        rerun = send_in_process(files, sb.base_url, timeout=60)
         got = assert_at_most_once(sb.record)
     assert rerun.code in (0, 3), rerun.stderr
     counts = statuses(read_report(files.report))
@@ -173,7 +173,7 @@ def test_the_journal_is_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o000)
     try:
         with sandbox() as sb:
-            assert run_send(files, sb.base_url).code == 0
+            assert send_in_process(files, sb.base_url).code == 0
     finally:
         os.umask(old)
     journals = [p for p in tmp_path.iterdir() if p.name.startswith(files.journal.name)]
@@ -185,7 +185,7 @@ def test_a_dry_run_keeps_off_a_send_report_even_without_its_journal(tmp_path: Pa
     # A run whose state is in PostgreSQL has no journal beside its report: its rows tell.
     files = make_campaign(tmp_path, 10)
     with sandbox() as sb:
-        assert run_send(files, sb.base_url).code == 0
+        assert send_in_process(files, sb.base_url).code == 0
     for path in tmp_path.glob(files.journal.name + "*"):
         path.unlink()
     before = files.report.read_bytes()

@@ -1,5 +1,7 @@
-"""Shared state: `campaign send --state postgresql://...` for real, in a subprocess, against the
-sandbox and a throwaway PostgreSQL (tests/pgcluster.py); and the file journal's lost-state guard.
+"""Shared state: `campaign send --state postgresql://...` for real against the sandbox and a
+throwaway PostgreSQL (tests/pgcluster.py); and the file journal's lost-state guard. The runs that
+are killed, stopped or raced are subprocesses; the reruns after them, and runs that stand alone,
+go through the same CLI in the test process (``send_in_process``).
 
 The run lives in the database, keyed by campaign name, region and SID: a rerun from another,
 empty folder that holds only the campaign and its CSV resumes it. From the sandbox's own record,
@@ -21,6 +23,7 @@ from tests.integration.helpers import (
     REPO,
     CampaignFiles,
     accepted_requests,
+    answer_at_once,
     assert_accounted,
     assert_at_most_once,
     assert_no_secret,
@@ -31,6 +34,7 @@ from tests.integration.helpers import (
     run_send,
     sandbox,
     send_env,
+    send_in_process,
     start_send,
     statuses,
     wait_until,
@@ -71,7 +75,7 @@ def test_sigkill_then_a_rerun_from_an_empty_folder_resumes_and_sends_nobody_twic
         assert 0 < sum(before.values()) < 2000
 
         elsewhere = moved(files, tmp_path / "runner-2")  # no report, no journal: only the state
-        rerun = run_send(elsewhere, sb.base_url, "--state", pg_url, timeout=60)
+        rerun = send_in_process(elsewhere, sb.base_url, "--state", pg_url, timeout=60)
         assert rerun.code == EXIT_INCOMPLETE, rerun.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(elsewhere)
@@ -84,7 +88,7 @@ def test_sigkill_then_a_rerun_from_an_empty_folder_resumes_and_sends_nobody_twic
         assert set(got) == set(files.phones)
         assert not elsewhere.journal.exists()  # the state is in the database, not beside it
 
-        again = run_send(moved(files, tmp_path / "runner-3"), sb.base_url, "--state", pg_url)
+        again = send_in_process(moved(files, tmp_path / "runner-3"), sb.base_url, "--state", pg_url)
         assert again.code == EXIT_INCOMPLETE, again.stderr  # a finished run: nothing sent
         assert deliveries(sb.record) == got
     no_password(killed.stderr, rerun.stdout, rerun.stderr, again.stdout, again.stderr,
@@ -95,11 +99,15 @@ def test_a_second_concurrent_send_sends_nothing_and_exits_75(tmp_path: Path,
                                                              pg_url: str) -> None:
     files = make_campaign(tmp_path / "a", 2000, sending={"batch_size": 50, "concurrency": 2})
     other = moved(files, tmp_path / "b")
-    with sandbox(faults=Faults(latency=0.3)) as sb:
+    # Answers after 1 s hold the first run for 20 s, whatever the second's start-up takes; once
+    # the second is refused they come at once.
+    with sandbox(faults=Faults(latency=1.0)) as sb:
         first = start_send(files, sb.base_url, "--state", pg_url)
         wait_until(lambda: accepted_requests(sb.record) >= 1, proc=first, what="a request")
         env = send_env(sb.base_url) | {"CAMPAIGN_STATE": pg_url}  # the variable, this time
         second = run_send(other, sb.base_url, env=env)
+        assert first.poll() is None, "the first run ended before the second was refused"
+        answer_at_once(sb)
         assert second.code == EXIT_STOPPED, second.stderr
         assert "being sent by another process" in second.stderr
         assert "nothing sent" in second.stderr and "Traceback" not in second.stderr
@@ -130,7 +138,7 @@ def test_the_database_stopped_mid_run_stops_it_with_75_and_a_rerun_finishes(
         assert "Traceback" not in stopped.stderr
         assert sum(sent_then.values()) < 2000  # it stopped: no new batches after the loss
 
-        rerun = run_send(files, sb.base_url, "--state", pg_url, timeout=60)
+        rerun = send_in_process(files, sb.base_url, "--state", pg_url, timeout=60)
         assert rerun.code in (EXIT_OK, EXIT_INCOMPLETE), rerun.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(files)
@@ -150,7 +158,7 @@ def test_an_unreachable_database_sends_nothing_and_exits_75(tmp_path: Path,
     files = make_campaign(tmp_path, 100)
     url = f"postgresql://runner:{PASSWORD}@127.0.0.1:{free_port()}/campaigns"
     with sandbox() as sb:
-        done = run_send(files, sb.base_url, "--state", url)
+        done = send_in_process(files, sb.base_url, "--state", url)
         assert sb.record.requests == []
     assert done.code == EXIT_STOPPED, done.stderr
     assert "cannot reach the state store postgresql://runner:***@127.0.0.1" in done.stderr
@@ -161,7 +169,7 @@ def test_an_unreachable_database_sends_nothing_and_exits_75(tmp_path: Path,
 def test_status_reads_the_run_s_settings_from_the_state(tmp_path: Path, pg_url: str) -> None:
     files = make_campaign(tmp_path / "a", 120)
     with sandbox() as sb:
-        sent = run_send(files, sb.base_url, "--state", pg_url)
+        sent = send_in_process(files, sb.base_url, "--state", pg_url)
         assert sent.code == EXIT_OK, sent.stderr
         report = tmp_path / "elsewhere" / "report.csv"
         report.parent.mkdir()
@@ -197,14 +205,14 @@ def test_a_report_without_its_journal_is_refused_and_can_be_recovered(tmp_path: 
         files.journal.unlink()  # a CI runner's workspace, gone
         report_before = files.report.read_bytes()
 
-        refused = run_send(files, sb.base_url)
+        refused = send_in_process(files, sb.base_url)
         assert refused.code == EXIT_INVALID, refused.stderr
         assert "--recover-from-report" in refused.stderr and "--fresh" in refused.stderr
         assert "Nothing sent" in refused.stderr and "Traceback" not in refused.stderr
         assert deliveries(sb.record) == first
         assert files.report.read_bytes() == report_before
 
-        recovered = run_send(files, sb.base_url, "--recover-from-report", timeout=60)
+        recovered = send_in_process(files, sb.base_url, "--recover-from-report", timeout=60)
         assert recovered.code == EXIT_OK, recovered.stderr
         got = assert_at_most_once(sb.record)
         rows = report_rows(files)

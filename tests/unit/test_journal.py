@@ -178,7 +178,11 @@ def test_a_released_batch_goes_back_to_not_attempted(store: Backend) -> None:
         assert [o.row for o in j.outcomes_in_row_order()] == [2]
 
 
-def test_a_second_run_on_the_same_journal_is_refused(store: Backend) -> None:
+def test_a_second_run_on_the_same_journal_is_refused(store: Backend,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL waits LOCK_WAIT_MS (2 s) for the run's lock before it refuses; how long it
+    # waits is not what is tested here.
+    monkeypatch.setattr("runner.state.pgopen.LOCK_WAIT_MS", 100)
     refused: type[Exception] = JournalError if store.url is None else StateBusy
     said = "in use by another run" if store.url is None else "being sent by another process"
     with store.open("fp"):

@@ -129,7 +129,9 @@ def test_an_unreachable_database_is_state_unavailable_without_the_password(
     assert "Wrong-pw-81d3" not in str(info.value) and "Wrong-pw-81d3" not in caplog.text
 
 
-def test_a_second_process_on_the_run_is_busy_and_told_who_holds_it(pg: Backend) -> None:
+def test_a_second_process_on_the_run_is_busy_and_told_who_holds_it(
+        pg: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runner.state.pgopen.LOCK_WAIT_MS", 100)  # not 2 s before the refusal
     with pg.open("fp"), pytest.raises(StateBusy) as info:
         pg.open("fp")
     text = str(info.value)
